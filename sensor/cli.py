@@ -1,0 +1,224 @@
+"""The ``shadowai`` command line. Each command is a thin layer over pipeline.py.
+
+Exit codes (also in docs/cli.md):
+  0  every input was read completely
+  1  nothing could be done: no readable input, bad signatures or config
+  2  usage error (bad option or argument)
+  3  findings were made and written, but an input was damaged or unreadable
+     (the damage is reported on stderr with its byte offset)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import click
+
+from sensor import __version__
+from sensor.catalog.commands import signatures as signatures_group
+from sensor.catalog.index import Catalog, default_signature_dir
+from sensor.config import Settings, load_settings
+from sensor.errors import InputError
+from sensor.findings import Finding
+from sensor.observations import observation_dict
+from sensor.pipeline import Pipeline
+from sensor.records import Observation
+from sensor.sinks.jsonl import JsonlSink
+from sensor.sources.capture import open_capture
+
+EXIT_OK, EXIT_FATAL, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="shadowai")
+def main() -> None:
+    """shadowai-sensor: find shadow AI (AI services, agents, model servers) on the wire."""
+
+
+main.add_command(signatures_group)
+
+
+def _expand(paths: tuple[str, ...]) -> Iterator[tuple[Path, bool]]:
+    """Files to read: (path, given explicitly). Directories are walked in sorted order."""
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                for f in sorted(files):
+                    if not f.startswith("."):
+                        yield Path(root) / f, False
+        else:
+            yield path, True
+
+
+class _Progress:
+    """A one-line progress display on a terminal; silent on a pipe."""
+
+    def __init__(self, enabled: bool, stream: IO[str]) -> None:
+        self.enabled = enabled
+        self.stream = stream
+        self.t0 = time.monotonic()
+        self.last = 0.0
+
+    def update(self, name: str, done: int, total: int | None, packets: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < 0.25:
+            return
+        self.last = now
+        rate = packets / max(now - self.t0, 1e-9)
+        pct = f"{100 * done / total:5.1f}% " if total else ""
+        self.stream.write(f"\r{pct}{done / 1e6:9.1f} MB  {packets:>11,} pkts  "
+                          f"{rate / 1e3:8.1f} kpkt/s  {name[-40:]:<40}")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\r" + " " * 100 + "\r")
+            self.stream.flush()
+
+
+def _human_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return f"{n:.1f} PB"
+
+
+def summary_table(findings: list[Finding]) -> str:
+    """The short human summary printed on stderr at the end of a hunt."""
+    if not findings:
+        return "no AI service use found"
+    rows = [("SERVICE", "CATEGORY", "CLIENTS", "FLOWS", "BYTES UP", "BYTES DOWN", "DNS-ONLY")]
+    by_service: dict[str, list[Finding]] = {}
+    for f in findings:
+        by_service.setdefault(f.service.name, []).append(f)
+    for name, fs in sorted(by_service.items(), key=lambda kv: -sum(f.flows for f in kv[1])):
+        rows.append((
+            name, fs[0].service.category, str(len({f.client_ip for f in fs})),
+            str(sum(f.flows for f in fs)),
+            _human_bytes(sum(f.bytes_client_to_server for f in fs)),
+            _human_bytes(sum(f.bytes_server_to_client for f in fs)),
+            str(sum(1 for f in fs if f.flows == 0)),
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in rows]
+    clients = len({f.client_ip for f in findings})
+    lines.append(f"{len(by_service)} AI services, {clients} clients, "
+                 f"{sum(f.flows for f in findings)} flows")
+    return "\n".join(lines)
+
+
+def _load_catalog(sig_dirs: tuple[Path, ...]) -> Catalog:
+    dirs = list(sig_dirs) or [default_signature_dir()]
+    return Catalog.load(dirs)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True),
+              default="-", show_default=True,
+              help="Write findings as JSON Lines to this file ('-' = stdout).")
+@click.option("--observations", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Also write every decoded observation (TLS ClientHello, DNS, HTTP) as JSON "
+                   "Lines to this file.")
+@click.option("-s", "--signatures", "sig_dirs", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Signature directory (repeatable; default: the bundled signatures/).")
+@click.option("-c", "--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TOML config file (see docs/config.md).")
+@click.option("--batch-packets", type=click.IntRange(1024, 4_000_000), default=None,
+              help="Packets per batch (default 65536).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress line on stderr (default: only when stderr is a terminal).")
+@click.option("-q", "--quiet", is_flag=True, help="No summary table on stderr.")
+def hunt(paths: tuple[str, ...], output: str, observations: str | None,
+         sig_dirs: tuple[Path, ...], config: Path | None, batch_packets: int | None,
+         progress: bool | None, quiet: bool) -> None:
+    """Hunt capture files (pcap, pcapng, gzip-compressed) for AI service use.
+
+    PATHS are files or directories (walked recursively). Findings go to stdout
+    or --output as JSON Lines, one per (client, service); a summary table goes to
+    stderr. Damaged captures keep the findings made before the damage; the
+    exit code is then 3.
+    """
+    err = click.get_text_stream("stderr")
+    try:
+        settings = load_settings(config, batch_packets=batch_packets)
+        catalog = _load_catalog(sig_dirs or settings.signature_dirs)
+    except InputError as e:
+        click.echo(f"shadowai: {e}", err=True)
+        sys.exit(EXIT_FATAL)
+    obs_sink = JsonlSink(observations) if observations else None
+
+    def on_obs(o: Observation) -> None:
+        assert obs_sink is not None
+        obs_sink.write(observation_dict(o))
+
+    pipe = Pipeline(settings, catalog, on_obs if obs_sink else None)
+    show = err.isatty() if progress is None else progress
+    bar = _Progress(show, err)
+    problems = 0
+    read_ok = 0
+    try:
+        problems, read_ok = _run_inputs(pipe, paths, settings, bar, err)
+    except KeyboardInterrupt:
+        click.echo("shadowai: interrupted; writing the findings made so far", err=True)
+        problems += 1
+    finally:
+        bar.close()
+        findings = pipe.finish()
+        with JsonlSink(output) as out:
+            for f in findings:
+                out.write(f.to_dict())
+        if obs_sink is not None:
+            obs_sink.close()
+    if not quiet:
+        click.echo(summary_table(findings), err=True)
+        s = pipe.stats
+        click.echo(f"{s.packets:,} packets, {pipe.flows.stats.flows_created:,} flows, "
+                   f"{_human_bytes(s.bytes_captured)} read; "
+                   f"{pipe.dissector.stats.observations:,} observations; "
+                   f"{pipe.flows.stats.flows_evicted:,} flows evicted", err=True)
+    if read_ok == 0:
+        sys.exit(EXIT_FATAL)
+    sys.exit(EXIT_PARTIAL if problems else EXIT_OK)
+
+
+def _run_inputs(pipe: Pipeline, paths: tuple[str, ...], settings: Settings, bar: _Progress,
+                err: IO[str]) -> tuple[int, int]:
+    problems = 0
+    read_ok = 0
+    for path, explicit in _expand(paths):
+        try:
+            reader = open_capture(path)
+        except InputError as e:
+            if explicit:
+                click.echo(f"shadowai: {e}", err=True)
+                problems += 1
+            else:
+                click.echo(f"shadowai: skipped {path}: not a capture file", err=True)
+            continue
+        with reader:
+            read_ok += 1
+            for batch in reader.batches(settings.batch_packets):
+                pipe.feed(batch)
+                bar.update(str(path), batch.bytes_consumed, reader.bytes_total, pipe.stats.packets)
+            if reader.damage is not None:
+                bar.close()
+                click.echo(f"shadowai: {reader.damage}", err=True)
+                problems += 1
+    return problems, read_ok
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

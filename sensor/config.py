@@ -1,0 +1,57 @@
+"""Run-time settings: one frozen object built from defaults, a TOML file and the CLI.
+
+It is passed explicitly to every stage; nothing reads global state.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from sensor.errors import InputError
+from sensor.flows import FlowTimeouts
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    batch_packets: int = 65536
+    max_flows: int = 500_000
+    timeouts: FlowTimeouts = field(default_factory=FlowTimeouts)
+    signature_dirs: tuple[Path, ...] = ()  # empty: the bundled signatures/
+    # a flow is attributed to a name the client resolved at most this long before it
+    dns_max_age_s: float = 86400.0
+    max_dns_bindings: int = 1_000_000
+    stream_bytes: int = 16384  # per-direction bytes kept to finish a handshake or HTTP head
+    stream_segments: int = 32
+    max_pending_streams: int = 100_000
+    max_evidence_values: int = 20  # distinct evidence values kept per finding
+
+
+def load_settings(path: Path | None, **overrides: Any) -> Settings:
+    """Settings from an optional TOML file (``[sensor]`` table) plus overrides."""
+    base = Settings()
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise InputError(f"{path}: cannot read config: {e}") from e
+        table = data.get("sensor", {})
+        if not isinstance(table, dict):
+            raise InputError(f"{path}: [sensor] must be a table")
+        known = {f.name for f in fields(Settings)}
+        for k, v in table.items():
+            if k not in known:
+                raise InputError(f"{path}: unknown setting sensor.{k}")
+            if k == "timeouts":
+                try:
+                    v = FlowTimeouts(**v)
+                except TypeError as e:
+                    raise InputError(f"{path}: sensor.timeouts: {e}") from e
+            elif k == "signature_dirs":
+                v = tuple(Path(p) for p in v)
+            values[k] = v
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return replace(base, **values)

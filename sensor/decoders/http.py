@@ -1,0 +1,261 @@
+"""Sans-IO HTTP/1.x request and response *head* decoder.
+
+Only the head (start line + header fields) is read; bodies are not. Lines may
+end in CRLF or a bare LF. The head must end (empty line) within
+:data:`MAX_HEAD_BYTES`, else :class:`DecodeError`; a valid but unfinished
+head raises :class:`NeedMoreData`. Bytes are decoded as ISO-8859-1, so any
+octet maps to one character and decoding cannot fail.
+
+Header handling: names are case-insensitive; for repeated fields the first
+wins; obsolete line folding (a line starting with SP/HT) continues the
+previous value; lines without a colon are ignored, as Zeek and most servers
+do. Credentials are never kept: for Authorization/Proxy-Authorization only the
+scheme word is returned, and only when it cannot be the credential itself.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sensor.errors import DecodeError, NeedMoreData
+from sensor.records import HttpRequest, HttpResponse
+
+MAX_HEAD_BYTES = 16 * 1024
+
+# 4-byte request-line prefixes for the pipeline's vectorised pre-filter.
+HTTP_METHOD_PREFIXES: tuple[bytes, ...] = (
+    b"GET ",
+    b"POST",
+    b"PUT ",
+    b"HEAD",
+    b"DELE",  # DELETE
+    b"OPTI",  # OPTIONS
+    b"PATC",  # PATCH
+    b"CONN",  # CONNECT
+    b"TRAC",  # TRACE
+    b"PROP",  # PROPFIND / PROPPATCH (WebDAV)
+    b"MKCO",  # MKCOL
+    b"COPY",
+    b"MOVE",
+    b"LOCK",
+    b"UNLO",  # UNLOCK
+    b"SEAR",  # SEARCH
+    b"REPO",  # REPORT
+    b"QUER",  # QUERY (RFC 9110 extension method, draft-ietf-httpbis-safe-method)
+)
+HTTP_RESPONSE_PREFIX = b"HTTP"
+
+# Header names that carry an API key for AI/API gateways, by vendor docs:
+# x-api-key (Anthropic and many others), api-key (Azure OpenAI), x-goog-api-key
+# (Gemini), ocp-apim-subscription-key (Azure API Management / AI services),
+# x-portkey-api-key (Portkey), x-litellm-api-key (LiteLLM proxy),
+# helicone-auth (Helicone), apikey (Kong/Supabase-style gateways).
+API_KEY_HEADERS: frozenset[str] = frozenset(
+    {
+        "x-api-key",
+        "api-key",
+        "apikey",
+        "x-goog-api-key",
+        "ocp-apim-subscription-key",
+        "x-portkey-api-key",
+        "x-litellm-api-key",
+        "helicone-auth",
+    }
+)
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_VERSION = re.compile(r"HTTP/1\.[0-9]")
+_REQ_PREFIX = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}(?: (?:[^\s]|$)|$)")
+# A scheme word is a short token; anything longer (or alone, below) may be a secret.
+_AUTH_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9._~+/-]{0,31}")
+_KNOWN_SCHEMES = frozenset(
+    {"basic", "bearer", "digest", "negotiate", "ntlm", "hoba", "mutual", "vapid", "scram-sha-256"}
+)
+_FIELDS = (
+    "host",
+    "user-agent",
+    "content-type",
+    "content-length",
+    "authorization",
+    "proxy-authorization",
+    "accept",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "last-event-id",
+    "server",
+)
+_WANTED = frozenset(_FIELDS)
+
+
+def looks_like_http_request(prefix: bytes) -> bool:
+    """True when ``prefix`` starts like a request line: a method token, then SP."""
+    if not prefix:
+        return False
+    head = prefix[:34]
+    sp = head.find(b" ")
+    if sp < 0:
+        # No space yet: plausible only while it is all token bytes.
+        return len(head) < 33 and _TOKEN.fullmatch(head) is not None
+    return _REQ_PREFIX.match(head) is not None
+
+
+def looks_like_http_response(prefix: bytes) -> bool:
+    """True when ``prefix`` starts with ``HTTP/1.`` (or a prefix of it)."""
+    if not prefix:
+        return False
+    want = b"HTTP/1."
+    n = min(len(prefix), len(want))
+    return prefix[:n] == want[:n]
+
+
+def _head_end(data: bytes) -> int:
+    """Offset just past the empty line ending the head, or -1."""
+    window = data[: MAX_HEAD_BYTES + 4]
+    a = window.find(b"\n\r\n")
+    b = window.find(b"\n\n")
+    if a < 0 and b < 0:
+        return -1
+    if b < 0 or 0 <= a < b:
+        return a + 3
+    return b + 2
+
+
+def _split_head(data: bytes, what: str) -> tuple[str, list[str], int]:
+    end = _head_end(data)
+    if end < 0:
+        if len(data) >= MAX_HEAD_BYTES:
+            raise DecodeError(f"HTTP {what} head exceeds {MAX_HEAD_BYTES} bytes")
+        raise NeedMoreData(f"HTTP {what} head incomplete")
+    if end > MAX_HEAD_BYTES:
+        raise DecodeError(f"HTTP {what} head exceeds {MAX_HEAD_BYTES} bytes")
+    lines = data[:end].decode("latin-1").split("\n")
+    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+    return lines[0], lines[1:], end
+
+
+def _headers(lines: list[str]) -> tuple[dict[str, str], list[str]]:
+    """First value of each wanted field, and all field names (lower-case, wire order)."""
+    found: dict[str, str] = {}
+    names: list[str] = []
+    fold_into: str | None = None  # field that an obs-fold line would continue
+    for line in lines:
+        if not line:
+            continue
+        if line[0] in " \t":  # obs-fold continuation (RFC 9112 5.2)
+            if fold_into is not None:
+                found[fold_into] = (found[fold_into] + " " + line.strip(" \t")).strip(" ")
+            continue
+        name, colon, value = line.partition(":")
+        fold_into = None
+        if not colon:
+            continue
+        name = name.strip(" \t").lower()
+        names.append(name)
+        if name in _WANTED and name not in found:
+            found[name] = value.strip(" \t")
+            fold_into = name
+    return found, names
+
+
+def _content_length(value: str | None) -> int | None:
+    if value is None:
+        return None
+    v = value.strip()
+    if not v.isascii() or not v.isdigit() or len(v) > 18:
+        return None
+    return int(v)
+
+
+def _split_host(value: str) -> tuple[str, int | None]:
+    v = value.strip().lower()
+    if v.startswith("["):  # IPv6 literal, RFC 3986 3.2.2
+        close = v.find("]")
+        if close > 0:
+            host, rest = v[1:close], v[close + 1 :]
+            if rest.startswith(":") and _is_port(rest[1:]):
+                return host, int(rest[1:])
+            return host, None
+        return v, None
+    host, colon, port = v.rpartition(":")
+    if colon and ":" not in host and _is_port(port):
+        return host, int(port)
+    return v, None
+
+
+def _is_port(s: str) -> bool:
+    return s.isascii() and s.isdigit() and len(s) <= 5 and int(s) <= 65535
+
+
+def _auth_scheme(value: str | None) -> str | None:
+    if value is None:
+        return None
+    words = value.split(None, 1)
+    if not words or _AUTH_SCHEME.fullmatch(words[0]) is None:
+        return None
+    scheme = words[0]
+    # A lone word is only a scheme if it is a known one: otherwise it may be a raw key.
+    if len(words) == 1 and scheme.lower() not in _KNOWN_SCHEMES:
+        return None
+    return scheme
+
+
+def parse_request_head(data: bytes) -> HttpRequest:
+    """Decode the request head at the start of ``data`` (client->server stream)."""
+    if not looks_like_http_request(data[:34]):
+        raise DecodeError("not an HTTP request line")
+    start, lines, end = _split_head(data, "request")
+    parts = start.split(" ")
+    if len(parts) < 3:
+        raise DecodeError("request line needs method, target and version")
+    method, version = parts[0], parts[-1]
+    target = " ".join(p for p in parts[1:-1] if p)  # tolerate extra SP and SP in targets
+    if not target or _VERSION.fullmatch(version) is None:
+        raise DecodeError(f"not an HTTP/1.x request line: {start[:64]!r}")
+    found, names = _headers(lines)
+    host_value = found.get("host")
+    host, port = _split_host(host_value) if host_value is not None else (None, None)
+    auth = _auth_scheme(found.get("authorization"))
+    if auth is None:
+        auth = _auth_scheme(found.get("proxy-authorization"))
+    api_keys = tuple(dict.fromkeys(n for n in names if n in API_KEY_HEADERS))
+    return HttpRequest(
+        method=method,
+        target=target,
+        version=version,
+        host=host,
+        host_port=port,
+        user_agent=found.get("user-agent"),
+        content_type=found.get("content-type"),
+        content_length=_content_length(found.get("content-length")),
+        authorization_scheme=auth,
+        api_key_headers=api_keys,
+        accept=found.get("accept"),
+        mcp_session_id=found.get("mcp-session-id"),
+        mcp_protocol_version=found.get("mcp-protocol-version"),
+        last_event_id=found.get("last-event-id"),
+        header_bytes=end,
+    )
+
+
+def parse_response_head(data: bytes) -> HttpResponse:
+    """Decode the response head at the start of ``data`` (server->client stream)."""
+    if not data.startswith(b"HTTP/1.") and not (len(data) < 7 and looks_like_http_response(data)):
+        raise DecodeError("not an HTTP/1.x status line")
+    start, lines, end = _split_head(data, "response")
+    version, _, rest = start.partition(" ")
+    code, _, reason = rest.lstrip(" ").partition(" ")
+    if _VERSION.fullmatch(version) is None:
+        raise DecodeError(f"bad HTTP version in status line: {start[:64]!r}")
+    if len(code) != 3 or not code.isascii() or not code.isdigit() or code[0] == "0":
+        raise DecodeError(f"bad status code in status line: {start[:64]!r}")
+    found, _names = _headers(lines)
+    return HttpResponse(
+        version=version,
+        status=int(code),
+        reason=reason.strip(),
+        server=found.get("server"),
+        content_type=found.get("content-type"),
+        content_length=_content_length(found.get("content-length")),
+        mcp_session_id=found.get("mcp-session-id"),
+        header_bytes=end,
+    )

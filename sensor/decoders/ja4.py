@@ -1,0 +1,113 @@
+"""JA4 TLS *client* fingerprint (FoxIO spec, BSD-3-Clause).
+
+Only JA4 is implemented here: the other JA4+ methods (JA4S, JA4H, JA4X...)
+are under the FoxIO licence and are deliberately absent.
+
+Spec: FoxIO-LLC/ja4 technical_details/JA4.md. ``ja4``/``ja4_r`` sort ciphers
+and extensions (SNI and ALPN dropped from the sorted extension list);
+``ja4_o``/``ja4_ro`` keep wire order and keep SNI/ALPN. GREASE is ignored
+everywhere, including in signature algorithms and supported_versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from sensor.records import TlsClientHello
+
+_EMPTY_HASH = "000000000000"
+_EXT_SNI = 0x0000
+_EXT_ALPN = 0x0010
+
+_VERSIONS = {
+    0x0304: "13",
+    0x0303: "12",
+    0x0302: "11",
+    0x0301: "10",
+    0x0300: "s3",
+    0x0002: "s2",
+    0xFEFF: "d1",
+    0xFEFD: "d2",
+    0xFEFC: "d3",
+}
+_TRANSPORTS = frozenset({"t", "q", "d"})
+_ALNUM = frozenset(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def is_grease(v: int) -> bool:
+    """RFC 8701 GREASE value: 0x?a?a with both bytes equal."""
+    return (v & 0x0F0F) == 0x0A0A and (v >> 8) == (v & 0xFF)
+
+
+def _version(ch: TlsClientHello) -> str:
+    offered = [v for v in ch.supported_versions if not is_grease(v)]
+    v = max(offered) if offered else ch.legacy_version
+    return _VERSIONS.get(v, "00")
+
+
+def _alpn_chars(ch: TlsClientHello) -> str:
+    if not ch.alpn or not ch.alpn[0]:
+        return "00"
+    first = ch.alpn[0]
+    a, b = first[0], first[-1]
+    if a in _ALNUM and b in _ALNUM:
+        return chr(a) + chr(b)
+    # Non-alphanumeric edge: first and last hex digit of the whole value.
+    h = first.hex()
+    return h[0] + h[-1]
+
+
+def _parts(ch: TlsClientHello, transport: str, original: bool) -> tuple[str, str, str]:
+    if transport not in _TRANSPORTS:
+        raise ValueError(f"transport must be one of t/q/d, not {transport!r}")
+    ciphers = [c for c in ch.cipher_suites if not is_grease(c)]
+    exts = [e for e in ch.extensions if not is_grease(e)]
+    sigs = [s for s in ch.signature_algorithms if not is_grease(s)]
+    sni = "d" if _EXT_SNI in exts else "i"
+    head = (
+        f"{transport}{_version(ch)}{sni}{min(len(ciphers), 99):02d}"
+        f"{min(len(exts), 99):02d}{_alpn_chars(ch)}"
+    )
+    if not original:
+        ciphers.sort()
+        exts = sorted(e for e in exts if e != _EXT_SNI and e != _EXT_ALPN)
+    cipher_str = ",".join(f"{c:04x}" for c in ciphers)
+    ext_str = ",".join(f"{e:04x}" for e in exts)
+    if sigs and exts:
+        ext_str += "_" + ",".join(f"{s:04x}" for s in sigs)
+    elif sigs:
+        ext_str = "_" + ",".join(f"{s:04x}" for s in sigs)
+    return head, cipher_str, ext_str
+
+
+def _hash12(s: str, empty: bool) -> str:
+    if empty:
+        return _EMPTY_HASH
+    return hashlib.sha256(s.encode("ascii")).hexdigest()[:12]
+
+
+def _hashed(ch: TlsClientHello, transport: str, original: bool) -> str:
+    head, ciphers, exts = _parts(ch, transport, original)
+    # Empty *lists* (not empty hash input) give the all-zero marker.
+    no_exts = exts == "" or exts.startswith("_")
+    return f"{head}_{_hash12(ciphers, ciphers == '')}_{_hash12(exts, no_exts)}"
+
+
+def ja4(ch: TlsClientHello, transport: str = "t") -> str:
+    """JA4 fingerprint; ``transport`` is "t" (TCP), "q" (QUIC) or "d" (DTLS)."""
+    return _hashed(ch, transport, original=False)
+
+
+def ja4_r(ch: TlsClientHello, transport: str = "t") -> str:
+    """JA4 raw form (sorted lists, not hashed)."""
+    return "_".join(_parts(ch, transport, original=False))
+
+
+def ja4_o(ch: TlsClientHello, transport: str = "t") -> str:
+    """JA4 over the original (wire) order, SNI/ALPN kept."""
+    return _hashed(ch, transport, original=True)
+
+
+def ja4_ro(ch: TlsClientHello, transport: str = "t") -> str:
+    """JA4 raw form in original order."""
+    return "_".join(_parts(ch, transport, original=True))

@@ -1,0 +1,489 @@
+"""L2-L4 classification of a whole packet batch at once, with numpy.
+
+Every packet of a batch goes through here; nothing in this module runs Python
+code per packet. The result is a set of columns (addresses, ports, flags,
+payload offsets) that the flow table aggregates and that select the few
+packets worth decoding in Python.
+
+Addresses are kept as two uint64 halves of an IPv6 address; IPv4 addresses
+are IPv4-mapped (``::ffff:a.b.c.d``) so both families share one key space.
+
+Tunnels (GRE incl. ERSPAN and TEB, VXLAN, Geneve, GTP-U, Teredo, AYIYA,
+IP-in-IP, 6in4) are decapsulated: the columns describe the innermost packet,
+because that is where the client and the AI service are.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from sensor.sources.batch import (
+    LINKTYPE_ETHERNET,
+    LINKTYPE_IPV4,
+    LINKTYPE_IPV6,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_LINUX_SLL2,
+    LINKTYPE_LOOP,
+    LINKTYPE_NULL,
+    LINKTYPE_RAW,
+    LINKTYPE_RAW_ALT,
+)
+
+I64 = npt.NDArray[np.int64]
+U64 = npt.NDArray[np.uint64]
+U32 = npt.NDArray[np.uint32]
+U16 = npt.NDArray[np.uint16]
+U8 = npt.NDArray[np.uint8]
+B = npt.NDArray[np.bool_]
+
+PROTO_TCP = 6
+PROTO_UDP = 17
+_V4_MAPPED = np.uint64(0xFFFF00000000)
+# pseudo link types used only inside this module for decapsulated payloads
+_LT_IP = -1  # raw IP, version from the first nibble
+_MAX_TUNNEL_DEPTH = 3
+
+_ETH_IPV4 = 0x0800
+_ETH_IPV6 = 0x86DD
+_ETH_VLAN = (0x8100, 0x88A8, 0x9100)
+_ETH_MPLS = (0x8847, 0x8848)
+_ETH_PPPOE = 0x8864
+_ETH_TEB = 0x6558
+
+_IPV6_EXT = (0, 43, 60, 51, 44)  # hop-by-hop, routing, dest opts, AH, fragment
+
+
+@dataclass(slots=True)
+class Columns:
+    """Per-packet L3/L4 facts for one batch (all arrays have the batch length)."""
+
+    ok: B  # an IPv4/IPv6 header was parsed
+    ip_version: U8
+    proto: U8  # IP protocol of the innermost packet (6 TCP, 17 UDP...)
+    src_hi: U64
+    src_lo: U64
+    dst_hi: U64
+    dst_lo: U64
+    sport: U16
+    dport: U16
+    tcp_flags: U8
+    tcp_seq: U32
+    ip_bytes: I64  # innermost IP total length (header + payload) as sent
+    pay_off: I64  # absolute offset of the L4 payload in the batch buffer
+    pay_len: I64  # captured L4 payload bytes (never beyond caplen or IP length)
+    src_mac: U64  # outermost Ethernet source MAC (48 bits), 0 if none
+    vlan: U16  # outermost 802.1Q VLAN id, 0 if none
+    fragment: B  # a non-first IP fragment (no L4 header)
+    tunnelled: B  # the columns describe a decapsulated inner packet
+
+    def __len__(self) -> int:
+        return int(self.ok.shape[0])
+
+
+def ip_text(hi: int, lo: int) -> str:
+    """The text form of an address held as two 64-bit halves."""
+    if hi == 0 and (lo >> 32) == 0xFFFF:
+        v = lo & 0xFFFFFFFF
+        return f"{v >> 24}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}"
+    return str(ipaddress.IPv6Address((hi << 64) | lo))
+
+
+def ip_halves(text: str) -> tuple[int, int]:
+    """Inverse of :func:`ip_text`."""
+    a = ipaddress.ip_address(text)
+    v = (0xFFFF << 32) | int(a) if a.version == 4 else int(a)
+    return v >> 64, v & 0xFFFFFFFFFFFFFFFF
+
+
+class _Reader:
+    """Bounds-checked gathers from the batch buffer."""
+
+    __slots__ = ("buf", "size")
+
+    def __init__(self, buf: U8) -> None:
+        self.buf = buf
+        self.size = int(buf.shape[0])
+
+    def u8(self, pos: I64, ok: B) -> I64:
+        p = np.where(ok, pos, 0)
+        return self.buf[p].astype(np.int64)
+
+    def be16(self, pos: I64, ok: B) -> I64:
+        p = np.where(ok, pos, 0)
+        b = self.buf
+        return (b[p].astype(np.int64) << 8) | b[p + 1]
+
+    def le32(self, pos: I64, ok: B) -> I64:
+        p = np.where(ok, pos, 0)
+        b = self.buf
+        return (
+            b[p].astype(np.int64)
+            | (b[p + 1].astype(np.int64) << 8)
+            | (b[p + 2].astype(np.int64) << 16)
+            | (b[p + 3].astype(np.int64) << 24)
+        )
+
+    def be32(self, pos: I64, ok: B) -> I64:
+        p = np.where(ok, pos, 0)
+        b = self.buf
+        return (
+            (b[p].astype(np.int64) << 24)
+            | (b[p + 1].astype(np.int64) << 16)
+            | (b[p + 2].astype(np.int64) << 8)
+            | b[p + 3]
+        )
+
+    def be64(self, pos: I64, ok: B) -> U64:
+        hi = self.be32(pos, ok).astype(np.uint64)
+        lo = self.be32(pos + 4, ok).astype(np.uint64)
+        return (hi << np.uint64(32)) | lo
+
+
+def classify(buf: U8, offsets: I64, caplens: npt.NDArray[np.int32],
+             linktypes: npt.NDArray[np.int32]) -> Columns:
+    """Classify every packet of a batch. ``buf`` must be at least 64 bytes."""
+    if buf.shape[0] < 64:
+        padded = np.zeros(64, dtype=np.uint8)
+        padded[: buf.shape[0]] = buf
+        buf = padded
+    ends = offsets + caplens.astype(np.int64)
+    return _classify(_Reader(buf), offsets.astype(np.int64), ends, linktypes.astype(np.int64), 0)
+
+
+def _classify(r: _Reader, start: I64, end: I64, lt: I64, depth: int) -> Columns:
+    n = start.shape[0]
+    l3, ethertype, src_mac, vlan = _link(r, start, end, lt)
+    cols = _network(r, l3, ethertype, end, n)
+    cols.src_mac = src_mac
+    cols.vlan = vlan
+    if depth < _MAX_TUNNEL_DEPTH:
+        inner_off, inner_lt = _tunnel(r, cols, end)
+        t = np.flatnonzero(inner_lt != 0)
+        if t.size:
+            inner = _classify(r, inner_off[t], end[t], inner_lt[t], depth + 1)
+            good = inner.ok
+            idx = t[good]
+            for name in Columns.__slots__:
+                if name in ("src_mac", "vlan", "tunnelled"):
+                    continue
+                getattr(cols, name)[idx] = getattr(inner, name)[good]
+            cols.tunnelled[idx] = True
+            # the outer VLAN/MAC describe where we saw it; keep an inner VLAN if no outer
+            novlan = idx[cols.vlan[idx] == 0]
+            if novlan.size:
+                cols.vlan[novlan] = inner.vlan[good][cols.vlan[idx] == 0]
+    return cols
+
+
+def _link(r: _Reader, start: I64, end: I64, lt: I64) -> tuple[I64, I64, U64, U16]:
+    """Find the L3 offset and its ethertype for each packet's link type."""
+    n = start.shape[0]
+    l3 = np.full(n, -1, dtype=np.int64)
+    et = np.zeros(n, dtype=np.int64)
+    mac = np.zeros(n, dtype=np.uint64)
+    vlan = np.zeros(n, dtype=np.uint16)
+
+    eth = (lt == LINKTYPE_ETHERNET) & (start + 14 <= end)
+    if eth.any():
+        e_et = r.be16(start + 12, eth)
+        pos = start + 14
+        hi = r.be16(start + 6, eth).astype(np.uint64)
+        lo = r.be32(start + 8, eth).astype(np.uint64)
+        mac = np.where(eth, (hi << np.uint64(32)) | lo, np.uint64(0)).astype(np.uint64)
+        for _ in range(3):  # 802.1Q, QinQ (802.1ad), and one more
+            tagged = eth & np.isin(e_et, _ETH_VLAN) & (pos + 4 <= end)
+            if not tagged.any():
+                break
+            tci = r.be16(pos, tagged)
+            first = tagged & (vlan == 0)
+            vlan = np.where(first, tci & 0x0FFF, vlan).astype(np.uint16)
+            e_et = np.where(tagged, r.be16(pos + 2, tagged), e_et)
+            pos = np.where(tagged, pos + 4, pos)
+        pppoe = eth & (e_et == _ETH_PPPOE) & (pos + 8 <= end)
+        if pppoe.any():
+            ppp = r.be16(pos + 6, pppoe)
+            e_et = np.where(pppoe, np.where(ppp == 0x21, _ETH_IPV4,
+                                            np.where(ppp == 0x57, _ETH_IPV6, 0)), e_et)
+            pos = np.where(pppoe, pos + 8, pos)
+        mpls = eth & np.isin(e_et, _ETH_MPLS)
+        if mpls.any():
+            # pop labels to the bottom of stack, then guess IPv4/IPv6 by nibble
+            live = mpls.copy()
+            for _ in range(8):
+                live &= pos + 4 <= end
+                bos = (r.u8(pos + 2, live) & 1) == 1
+                pos = np.where(live, pos + 4, pos)
+                live &= ~bos
+                if not live.any():
+                    break
+            nib = r.u8(pos, mpls & (pos < end)) >> 4
+            e_et = np.where(mpls, np.where(nib == 4, _ETH_IPV4, np.where(nib == 6, _ETH_IPV6, 0)),
+                            e_et)
+        l3 = np.where(eth, pos, l3)
+        et = np.where(eth, e_et, et)
+
+    sll = (lt == LINKTYPE_LINUX_SLL) & (start + 16 <= end)
+    if sll.any():
+        l3 = np.where(sll, start + 16, l3)
+        et = np.where(sll, r.be16(start + 14, sll), et)
+    sll2 = (lt == LINKTYPE_LINUX_SLL2) & (start + 20 <= end)
+    if sll2.any():
+        l3 = np.where(sll2, start + 20, l3)
+        et = np.where(sll2, r.be16(start, sll2), et)
+
+    null = ((lt == LINKTYPE_NULL) | (lt == LINKTYPE_LOOP)) & (start + 4 <= end)
+    if null.any():
+        # the family is in the capturing host's byte order (NULL) or network order (LOOP)
+        fam_le = r.le32(start, null)
+        fam_be = r.be32(start, null)
+        fam = np.where(fam_le < 256, fam_le, fam_be)
+        v6 = np.isin(fam, (10, 24, 28, 30))
+        et = np.where(null, np.where(fam == 2, _ETH_IPV4, np.where(v6, _ETH_IPV6, 0)), et)
+        l3 = np.where(null, start + 4, l3)
+
+    raw = np.isin(lt, (LINKTYPE_RAW, *LINKTYPE_RAW_ALT, _LT_IP)) & (start < end)
+    if raw.any():
+        nib = r.u8(start, raw) >> 4
+        et = np.where(raw, np.where(nib == 4, _ETH_IPV4, np.where(nib == 6, _ETH_IPV6, 0)), et)
+        l3 = np.where(raw, start, l3)
+    v4 = lt == LINKTYPE_IPV4
+    et = np.where(v4, _ETH_IPV4, et)
+    l3 = np.where(v4, start, l3)
+    v6l = lt == LINKTYPE_IPV6
+    et = np.where(v6l, _ETH_IPV6, et)
+    l3 = np.where(v6l, start, l3)
+    return l3, et, mac, vlan
+
+
+def _network(r: _Reader, l3: I64, et: I64, end: I64, n: int) -> Columns:
+    z64 = np.zeros(n, dtype=np.uint64)
+    proto = np.zeros(n, dtype=np.int64)
+    ipver = np.zeros(n, dtype=np.uint8)
+    src_hi, src_lo, dst_hi, dst_lo = z64.copy(), z64.copy(), z64.copy(), z64.copy()
+    l4 = np.full(n, -1, dtype=np.int64)
+    ip_end = np.zeros(n, dtype=np.int64)
+    ip_bytes = np.zeros(n, dtype=np.int64)
+    frag = np.zeros(n, dtype=bool)
+    ok = np.zeros(n, dtype=bool)
+
+    v4 = (et == _ETH_IPV4) & (l3 >= 0) & (l3 + 20 <= end)
+    if v4.any():
+        b0 = r.u8(l3, v4)
+        ihl = (b0 & 0x0F) * 4
+        v4 &= ((b0 >> 4) == 4) & (ihl >= 20)
+        tot = r.be16(l3 + 2, v4)
+        fo = r.be16(l3 + 6, v4)
+        v4 &= tot >= ihl
+        ok |= v4
+        ipver = np.where(v4, 4, ipver).astype(np.uint8)
+        proto = np.where(v4, r.u8(l3 + 9, v4), proto)
+        src_lo = np.where(v4, r.be32(l3 + 12, v4).astype(np.uint64) | _V4_MAPPED, src_lo)
+        dst_lo = np.where(v4, r.be32(l3 + 16, v4).astype(np.uint64) | _V4_MAPPED, dst_lo)
+        ip_bytes = np.where(v4, tot, ip_bytes)
+        # TSO captures carry total length 0: fall back to the captured length
+        ip_end = np.where(v4, np.where(tot == 0, end, l3 + tot), ip_end)
+        ip_bytes = np.where(v4 & (tot == 0), end - l3, ip_bytes)
+        nonfirst = v4 & ((fo & 0x1FFF) != 0)
+        frag |= nonfirst
+        l4 = np.where(v4 & ~nonfirst, l3 + ihl, l4)
+
+    v6 = (et == _ETH_IPV6) & (l3 >= 0) & (l3 + 40 <= end)
+    if v6.any():
+        v6 &= (r.u8(l3, v6) >> 4) == 6
+        ok |= v6
+        ipver = np.where(v6, 6, ipver).astype(np.uint8)
+        plen = r.be16(l3 + 4, v6)
+        nh = r.u8(l3 + 6, v6)
+        src_hi = np.where(v6, r.be64(l3 + 8, v6), src_hi)
+        src_lo = np.where(v6, r.be64(l3 + 16, v6), src_lo)
+        dst_hi = np.where(v6, r.be64(l3 + 24, v6), dst_hi)
+        dst_lo = np.where(v6, r.be64(l3 + 32, v6), dst_lo)
+        ip_bytes = np.where(v6, np.where(plen == 0, end - l3, plen + 40), ip_bytes)
+        ip_end = np.where(v6, np.where(plen == 0, end, l3 + 40 + plen), ip_end)
+        pos = l3 + 40
+        live = v6.copy()
+        nonfirst6 = np.zeros(n, dtype=bool)
+        for _ in range(6):
+            ext = live & np.isin(nh, _IPV6_EXT) & (pos + 8 <= end)
+            if not ext.any():
+                break
+            is_frag = ext & (nh == 44)
+            is_ah = ext & (nh == 51)
+            hl = r.u8(pos + 1, ext)
+            length = np.where(is_frag, 8, np.where(is_ah, (hl + 2) * 4, (hl + 1) * 8))
+            nonfirst6 |= is_frag & ((r.be16(pos + 2, is_frag) & 0xFFF8) != 0)
+            nh = np.where(ext, r.u8(pos, ext), nh)
+            pos = np.where(ext, pos + length, pos)
+            live = ext
+        proto = np.where(v6, nh, proto)
+        frag |= nonfirst6
+        l4 = np.where(v6 & ~nonfirst6, pos, l4)
+
+    ip_end = np.minimum(ip_end, end)
+    sport = np.zeros(n, dtype=np.int64)
+    dport = np.zeros(n, dtype=np.int64)
+    flags = np.zeros(n, dtype=np.int64)
+    seq = np.zeros(n, dtype=np.int64)
+    pay_off = np.zeros(n, dtype=np.int64)
+    pay_len = np.zeros(n, dtype=np.int64)
+
+    tcp = ok & (proto == PROTO_TCP) & (l4 >= 0) & (l4 + 20 <= ip_end)
+    if tcp.any():
+        sport = np.where(tcp, r.be16(l4, tcp), sport)
+        dport = np.where(tcp, r.be16(l4 + 2, tcp), dport)
+        seq = np.where(tcp, r.be32(l4 + 4, tcp), seq)
+        doff = (r.u8(l4 + 12, tcp) >> 4) * 4
+        flags = np.where(tcp, r.u8(l4 + 13, tcp), flags)
+        tp = tcp & (doff >= 20)
+        pay_off = np.where(tp, l4 + doff, pay_off)
+        pay_len = np.where(tp, np.maximum(ip_end - (l4 + doff), 0), pay_len)
+    udp = ok & (proto == PROTO_UDP) & (l4 >= 0) & (l4 + 8 <= ip_end)
+    if udp.any():
+        sport = np.where(udp, r.be16(l4, udp), sport)
+        dport = np.where(udp, r.be16(l4 + 2, udp), dport)
+        pay_off = np.where(udp, l4 + 8, pay_off)
+        pay_len = np.where(udp, np.maximum(ip_end - (l4 + 8), 0), pay_len)
+    other = ok & (proto != PROTO_TCP) & (proto != PROTO_UDP) & (l4 >= 0)
+    # GRE, IP-in-IP and others: keep the L4 offset for tunnel parsing
+    pay_off = np.where(other, l4, pay_off)
+    pay_len = np.where(other, np.maximum(ip_end - l4, 0), pay_len)
+
+    return Columns(
+        ok=ok,
+        ip_version=ipver,
+        proto=proto.astype(np.uint8),
+        src_hi=src_hi.astype(np.uint64),
+        src_lo=src_lo.astype(np.uint64),
+        dst_hi=dst_hi.astype(np.uint64),
+        dst_lo=dst_lo.astype(np.uint64),
+        sport=sport.astype(np.uint16),
+        dport=dport.astype(np.uint16),
+        tcp_flags=flags.astype(np.uint8),
+        tcp_seq=seq.astype(np.uint32),
+        ip_bytes=ip_bytes,
+        pay_off=pay_off,
+        pay_len=pay_len,
+        src_mac=z64,
+        vlan=np.zeros(n, dtype=np.uint16),
+        fragment=frag,
+        tunnelled=np.zeros(n, dtype=bool),
+    )
+
+
+def _tunnel(r: _Reader, c: Columns, end: I64) -> tuple[I64, I64]:
+    """Inner offsets and link types of tunnelled packets (0 = not a tunnel)."""
+    n = len(c)
+    inner = np.zeros(n, dtype=np.int64)
+    ilt = np.zeros(n, dtype=np.int64)
+    p = c.pay_off
+    plen = c.pay_len
+    proto = c.proto.astype(np.int64)
+    sport = c.sport.astype(np.int64)
+    dport = c.dport.astype(np.int64)
+    ok = c.ok & ~c.fragment
+
+    ipip = ok & np.isin(proto, (4, 41)) & (plen >= 20)
+    inner = np.where(ipip, p, inner)
+    ilt = np.where(ipip, _LT_IP, ilt)
+
+    gre = ok & (proto == 47) & (plen >= 4)
+    if gre.any():
+        fl = r.be16(p, gre)
+        ptype = r.be16(p + 2, gre)
+        ver = fl & 7
+        hl = 4 + np.where(fl & 0x8000, 4, 0) + np.where(fl & 0x2000, 4, 0) \
+            + np.where(fl & 0x1000, 4, 0)
+        # PPTP's enhanced GRE (version 1) carries PPP; v1 has key always and optional ack
+        hl = np.where(ver == 1, 8 + np.where(fl & 0x1000, 4, 0) + np.where(fl & 0x0080, 4, 0), hl)
+        pos = p + hl
+        is_ip = gre & np.isin(ptype, (_ETH_IPV4, _ETH_IPV6)) & (ver == 0)
+        is_teb = gre & (ptype == _ETH_TEB) & (ver == 0)
+        erspan2 = gre & (ptype == 0x88BE)
+        erspan3 = gre & (ptype == 0x22EB)
+        ppp = gre & (ptype == 0x880B) & (ver == 1)
+        # PPP in PPTP: optional address/control ff03, then protocol (1 or 2 bytes)
+        if ppp.any():
+            b0 = r.u8(pos, ppp)
+            pos = np.where(ppp & (b0 == 0xFF), pos + 2, pos)
+            pb = r.u8(pos, ppp)
+            pw = np.where(pb & 1, 1, 2)
+            pproto = np.where(pw == 1, pb, r.be16(pos, ppp))
+            ppp &= np.isin(pproto, (0x21, 0x57))
+            pos = np.where(ppp, pos + pw, pos)
+        e3flags = r.u8(pos + 11, erspan3)
+        e3len = 12 + np.where(e3flags & 1, 8, 0)
+        sel_ip = is_ip | ppp
+        inner = np.where(sel_ip, pos, inner)
+        ilt = np.where(sel_ip, _LT_IP, ilt)
+        inner = np.where(is_teb, pos, inner)
+        ilt = np.where(is_teb, LINKTYPE_ETHERNET, ilt)
+        inner = np.where(erspan2, pos + 8, inner)
+        ilt = np.where(erspan2, LINKTYPE_ETHERNET, ilt)
+        inner = np.where(erspan3, pos + e3len, inner)
+        ilt = np.where(erspan3, LINKTYPE_ETHERNET, ilt)
+
+    udp = ok & (proto == PROTO_UDP)
+    vx = udp & ((dport == 4789) | (dport == 8472)) & (plen >= 16)
+    if vx.any():
+        vx &= (r.u8(p, vx) & 0x08) != 0  # VNI-present flag
+        inner = np.where(vx, p + 8, inner)
+        ilt = np.where(vx, LINKTYPE_ETHERNET, ilt)
+    gen = udp & (dport == 6081) & (plen >= 8)
+    if gen.any():
+        optlen = (r.u8(p, gen) & 0x3F) * 4
+        gtype = r.be16(p + 2, gen)
+        gen_eth = gen & (gtype == _ETH_TEB)
+        gen_ip = gen & np.isin(gtype, (_ETH_IPV4, _ETH_IPV6))
+        inner = np.where(gen_eth | gen_ip, p + 8 + optlen, inner)
+        ilt = np.where(gen_eth, LINKTYPE_ETHERNET, np.where(gen_ip, _LT_IP, ilt))
+    gtp = udp & ((dport == 2152) | (sport == 2152)) & (plen >= 8)
+    if gtp.any():
+        f = r.u8(p, gtp)
+        gtp &= ((f >> 5) == 1) & (r.u8(p + 1, gtp) == 0xFF)  # GTPv1, G-PDU
+        opt = (f & 0x07) != 0
+        pos = p + 8 + np.where(opt, 4, 0)
+        # extension headers: length in 4-byte units, next type in the last byte
+        nxt = np.where(gtp & ((f & 0x04) != 0), r.u8(p + 11, gtp & opt), 0)
+        live = gtp & (nxt != 0)
+        for _ in range(4):
+            if not live.any():
+                break
+            elen = r.u8(pos, live) * 4
+            live &= elen > 0
+            nnext = r.u8(pos + elen - 1, live)
+            pos = np.where(live, pos + elen, pos)
+            live &= nnext != 0
+        nib = r.u8(pos, gtp & (pos < end)) >> 4
+        gtp &= (nib == 4) | (nib == 6)
+        inner = np.where(gtp, pos, inner)
+        ilt = np.where(gtp, _LT_IP, ilt)
+    ter = udp & ((dport == 3544) | (sport == 3544)) & (plen >= 40)
+    if ter.any():
+        pos = p.copy()
+        for _ in range(2):
+            ind = r.be16(pos, ter)
+            auth = ter & (ind == 1)
+            idlen = r.u8(pos + 2, auth)
+            aulen = r.u8(pos + 3, auth)
+            pos = np.where(auth, pos + 4 + idlen + aulen + 9, pos)
+            orig = ter & (ind == 0)
+            pos = np.where(orig, pos + 8, pos)
+        ter &= (r.u8(pos, ter & (pos < end)) >> 4) == 6
+        inner = np.where(ter, pos, inner)
+        ilt = np.where(ter, _LT_IP, ilt)
+    ay = udp & ((dport == 5072) | (sport == 5072)) & (plen >= 12)
+    if ay.any():
+        # RFC draft-massar-v6ops-ayiya: idlen/idtype, siglen/hash, auth/opcode, next header,
+        # 4-byte epoch, then 2**idlen identity bytes and siglen*4 signature bytes
+        b0 = r.u8(p, ay)
+        b1 = r.u8(p + 1, ay)
+        nh = r.u8(p + 3, ay)
+        hl = 8 + np.left_shift(1, b0 >> 4) + (b1 >> 4) * 4
+        ay &= np.isin(nh, (4, 41))
+        inner = np.where(ay, p + hl, inner)
+        ilt = np.where(ay, _LT_IP, ilt)
+    return inner, ilt

@@ -1,0 +1,57 @@
+"""AI service use: one finding per (client, service) with counts and evidence."""
+
+from __future__ import annotations
+
+from sensor.findings import Finding, ServiceRef
+from sensor.flows import FlowRecord
+
+TYPE = "ai_service_use"
+
+
+class UsageDetector:
+    def __init__(self, max_evidence: int = 20) -> None:
+        self.max_evidence = max_evidence
+        self._findings: dict[tuple[str, str], Finding] = {}
+
+    def _get(self, client_ip: str, service: ServiceRef, ts_ns: int) -> Finding:
+        k = (client_ip, service.id if service.id != "unknown" else f"unknown:{service.vendor}")
+        f = self._findings.get(k)
+        if f is None:
+            f = self._findings[k] = Finding(TYPE, client_ip, service, ts_ns, ts_ns)
+        return f
+
+    def add_flow(self, flow: FlowRecord, service: ServiceRef, server_name: str,
+                 evidence_kind: str, evidence_value: str) -> None:
+        f = self._get(flow.client_ip, service, flow.first_ns)
+        f.see(flow.first_ns)
+        f.see(flow.last_ns)
+        if f.flows == 0:
+            f.server_ip, f.server_port, f.server_name = flow.server_ip, flow.server_port, server_name
+        if f.client_mac is None:
+            f.client_mac = flow.client_mac
+        f.flows += 1
+        f.packets += flow.packets_client_to_server + flow.packets_server_to_client
+        f.bytes_client_to_server += flow.bytes_client_to_server
+        f.bytes_server_to_client += flow.bytes_server_to_client
+        f.add_evidence(evidence_kind, evidence_value, self.max_evidence)
+
+    def add_dns(self, client_ip: str, service: ServiceRef, qname: str, ts_ns: int,
+                is_response: bool) -> None:
+        f = self._get(client_ip, service, ts_ns)
+        f.see(ts_ns)
+        if f.server_name is None:
+            f.server_name = qname
+        if is_response:
+            f.dns_responses += 1
+            if f.dns_queries:
+                return  # the query itself was already counted as evidence
+        else:
+            f.dns_queries += 1
+        f.add_evidence("dns.query", qname, self.max_evidence)
+
+    def findings(self) -> list[Finding]:
+        out = sorted(self._findings.values(), key=lambda f: (f.first_ns, f.client_ip, f.service.id))
+        for f in out:
+            # a lookup with no connection after it is weaker evidence of use
+            f.severity = "medium" if f.flows else "low"
+        return out

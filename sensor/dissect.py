@@ -1,0 +1,232 @@
+"""Select the packets worth decoding (numpy, whole batch) and decode them.
+
+Only handshakes, DNS messages and HTTP heads reach Python, plus the next
+segments of a stream whose handshake or head is still incomplete. TCP streams
+are reassembled per direction only until the message is complete or a small
+byte/segment budget is spent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from sensor.config import Settings
+from sensor.decoders import dns as dns_dec
+from sensor.decoders import http as http_dec
+from sensor.decoders import tls as tls_dec
+from sensor.decoders.link import PROTO_TCP, PROTO_UDP, Columns, ip_text
+from sensor.errors import DecodeError, NeedMoreData
+from sensor.records import Observation, Payload
+
+I64 = npt.NDArray[np.int64]
+U64 = npt.NDArray[np.uint64]
+
+DNS_PORTS = (53, 5353, 5355)
+_DIR_SALT = np.uint64(0x5BD1E9955BD1E995)
+
+
+def _prefix_ints(prefixes: tuple[bytes, ...]) -> npt.NDArray[np.int64]:
+    return np.array([int.from_bytes(p[:4], "big") for p in prefixes], dtype=np.int64)
+
+
+@dataclass(slots=True)
+class _Stream:
+    """One direction of a TCP stream being collected until a message completes."""
+
+    kind: str  # "tls" | "http.request" | "dns.tcp"
+    next_seq: int
+    data: bytearray
+    ooo: dict[int, bytes] = field(default_factory=dict)
+    segments: int = 1
+
+
+@dataclass(slots=True)
+class DissectStats:
+    packets_decoded: int = 0
+    decode_errors: int = 0
+    streams_abandoned: int = 0  # budget spent or table full before a message completed
+    observations: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+class Dissector:
+    """Runs the sans-IO decoders on the selected packets of each batch."""
+
+    def __init__(self, settings: Settings, emit: Callable[[Observation], None]) -> None:
+        self.settings = settings
+        self.emit = emit
+        self.stats = DissectStats()
+        self._streams: dict[int, _Stream] = {}  # direction key -> stream
+        self._pending: U64 = np.zeros(0, dtype=np.uint64)
+        self._pending_dirty = False
+        self._http_prefixes = _prefix_ints(http_dec.HTTP_METHOD_PREFIXES)
+
+    def process(self, buf: npt.NDArray[np.uint8], c: Columns, ts_ns: I64, keys: U64,
+                low_src: npt.NDArray[np.bool_]) -> None:
+        if self._pending_dirty:
+            self._pending = np.fromiter(self._streams.keys(), dtype=np.uint64,
+                                        count=len(self._streams))
+            self._pending_dirty = False
+        L = c.pay_len
+        has = c.ok & (L > 0)
+        tcp = has & (c.proto == PROTO_TCP)
+        udp = has & (c.proto == PROTO_UDP)
+        dkeys = keys ^ (low_src.astype(np.uint64) * _DIR_SALT)
+
+        # first payload bytes of every packet with payload, as columns
+        p = np.where(has, c.pay_off, 0)
+        b = buf
+        L4 = L >= 4
+        w4 = np.where(L4, (b[p].astype(np.int64) << 24) | (b[p + 1].astype(np.int64) << 16)
+                      | (b[p + 2].astype(np.int64) << 8) | b[p + 3], -1)
+        b5 = np.where(L >= 6, b[np.where(L >= 6, p + 5, 0)], 0)
+        tls_start = tcp & L4 & ((w4 >> 16) == 0x1603) & (((w4 >> 8) & 0xFF) <= 4) & (
+            (L < 6) | (b5 == 1))
+        http_req = tcp & np.isin(w4, self._http_prefixes)
+        http_resp = tcp & (w4 == 0x48545450)  # "HTTP"
+        sp = c.sport
+        dp = c.dport
+        dns_udp = udp & (np.isin(sp, DNS_PORTS) | np.isin(dp, DNS_PORTS))
+        dns_tcp = tcp & ((sp == 53) | (dp == 53))
+        starts = tls_start | http_req | dns_tcp
+        follow_keys = dkeys[starts]
+        if self._pending.size:
+            follow_keys = np.concatenate((follow_keys, self._pending))
+        follow = tcp & np.isin(dkeys, follow_keys) if follow_keys.size else np.zeros_like(tcp)
+        sel = np.flatnonzero(starts | http_resp | dns_udp | follow)
+        if sel.size == 0:
+            return
+
+        streams = self._streams
+        for i in sel.tolist():
+            dk = int(dkeys[i])
+            o = int(c.pay_off[i])
+            data = buf[o: o + int(L[i])].tobytes()
+            if c.proto[i] == PROTO_UDP:
+                self._udp(i, data, c, ts_ns, keys)
+                continue
+            st = streams.get(dk)
+            if st is not None:
+                self._continue(dk, st, i, data, c, ts_ns, keys)
+            elif tls_start[i]:
+                self._start("tls", dk, i, data, c, ts_ns, keys)
+            elif http_req[i]:
+                self._start("http.request", dk, i, data, c, ts_ns, keys)
+            elif dns_tcp[i]:
+                self._start("dns.tcp", dk, i, data, c, ts_ns, keys)
+            elif http_resp[i]:
+                self._decode_once("http.response", i, data, c, ts_ns, keys)
+
+    # -- TCP streams ---------------------------------------------------------
+
+    def _start(self, kind: str, dk: int, i: int, data: bytes, c: Columns, ts_ns: I64,
+               keys: U64) -> None:
+        st = _Stream(kind, (int(c.tcp_seq[i]) + len(data)) & 0xFFFFFFFF, bytearray(data))
+        if not self._try(st, i, c, ts_ns, keys):
+            if len(self._streams) >= self.settings.max_pending_streams:
+                self.stats.streams_abandoned += 1
+                return
+            self._streams[dk] = st
+            self._pending_dirty = True
+
+    def _continue(self, dk: int, st: _Stream, i: int, data: bytes, c: Columns, ts_ns: I64,
+                  keys: U64) -> None:
+        seq = int(c.tcp_seq[i])
+        delta = (seq - st.next_seq) & 0xFFFFFFFF
+        if delta == 0:
+            st.data += data
+            st.next_seq = (seq + len(data)) & 0xFFFFFFFF
+            while st.next_seq in st.ooo:  # fill from out-of-order segments
+                seg = st.ooo.pop(st.next_seq)
+                st.data += seg
+                st.next_seq = (st.next_seq + len(seg)) & 0xFFFFFFFF
+        elif delta < 0x80000000:  # a later segment: keep it for when the gap fills
+            if len(st.ooo) < self.settings.stream_segments:
+                st.ooo[seq] = data
+            st.segments += 1
+            if st.segments > self.settings.stream_segments:
+                self._drop(dk)
+            return
+        else:  # retransmission of bytes we have (or older): trim the overlap
+            back = 0x100000000 - delta
+            if back < len(data):
+                st.data += data[back:]
+                st.next_seq = (seq + len(data)) & 0xFFFFFFFF
+            else:
+                return
+        st.segments += 1
+        if self._try(st, i, c, ts_ns, keys):
+            if st.kind == "dns.tcp" and st.data:
+                return  # more messages may follow on this stream
+            self._drop(dk, done=True)
+        elif len(st.data) > self.settings.stream_bytes or st.segments > self.settings.stream_segments:
+            self._drop(dk)
+
+    def _drop(self, dk: int, done: bool = False) -> None:
+        if self._streams.pop(dk, None) is not None:
+            self._pending_dirty = True
+            if not done:
+                self.stats.streams_abandoned += 1
+
+    def _try(self, st: _Stream, i: int, c: Columns, ts_ns: I64, keys: U64) -> bool:
+        """Decode what the stream holds; True when nothing more is awaited."""
+        data = bytes(st.data)
+        try:
+            if st.kind == "tls":
+                self._observe("tls.client_hello", tls_dec.client_hello_from_stream(data), i, c,
+                              ts_ns, keys)
+                return True
+            if st.kind == "http.request":
+                self._observe("http.request", http_dec.parse_request_head(data), i, c, ts_ns,
+                              keys)
+                return True
+            msgs, used = dns_dec.parse_dns_tcp(data)
+            for m in msgs:
+                self._observe("dns", m, i, c, ts_ns, keys)
+            del st.data[:used]
+            return used > 0 and not st.data
+        except NeedMoreData:
+            return False
+        except DecodeError:
+            self.stats.decode_errors += 1
+            return True
+
+    def _decode_once(self, kind: str, i: int, data: bytes, c: Columns, ts_ns: I64,
+                     keys: U64) -> None:
+        try:
+            self._observe(kind, http_dec.parse_response_head(data), i, c, ts_ns, keys)
+        except DecodeError:
+            self.stats.decode_errors += 1
+
+    # -- UDP -----------------------------------------------------------------
+
+    def _udp(self, i: int, data: bytes, c: Columns, ts_ns: I64, keys: U64) -> None:
+        try:
+            msg = dns_dec.parse_dns(data)
+        except DecodeError:
+            self.stats.decode_errors += 1
+            return
+        self._observe("dns", msg, i, c, ts_ns, keys)
+
+    # -- output --------------------------------------------------------------
+
+    def _observe(self, kind: str, payload: Payload, i: int, c: Columns, ts_ns: I64,
+                 keys: U64) -> None:
+        self.stats.packets_decoded += 1
+        self.stats.observations += 1
+        self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
+        self.emit(Observation(
+            kind=kind,
+            ts_ns=int(ts_ns[i]),
+            src_ip=ip_text(int(c.src_hi[i]), int(c.src_lo[i])),
+            src_port=int(c.sport[i]),
+            dst_ip=ip_text(int(c.dst_hi[i]), int(c.dst_lo[i])),
+            dst_port=int(c.dport[i]),
+            transport="tcp" if c.proto[i] == PROTO_TCP else "udp",
+            flow_id=int(keys[i]),
+            payload=payload,
+        ))

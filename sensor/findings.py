@@ -1,0 +1,95 @@
+"""Finding records and their native JSON form (schema in sensor/schemas/)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+SCHEMA = "shadowai.finding/v1"
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+
+def rfc3339(ts_ns: int) -> str:
+    """RFC 3339 UTC with microseconds, e.g. 2026-11-26T20:35:00.123456Z."""
+    dt = datetime.fromtimestamp(ts_ns // 1_000_000_000, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{(ts_ns // 1000) % 1_000_000:06d}Z"
+
+
+def finding_id(*parts: str) -> str:
+    """Stable id: a hash of what the finding is about, never of time."""
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRef:
+    id: str
+    name: str
+    vendor: str
+    category: str
+
+
+@dataclass(slots=True)
+class Finding:
+    """One finding per (type, client, service), aggregated over flows and lookups."""
+
+    type: str
+    client_ip: str
+    service: ServiceRef
+    first_ns: int
+    last_ns: int
+    client_mac: str | None = None
+    server_ip: str | None = None
+    server_port: int | None = None
+    server_name: str | None = None
+    flows: int = 0
+    packets: int = 0
+    bytes_client_to_server: int = 0
+    bytes_server_to_client: int = 0
+    dns_queries: int = 0
+    dns_responses: int = 0
+    evidence: dict[tuple[str, str], int] = field(default_factory=dict)
+    severity: str = "medium"
+
+    @property
+    def id(self) -> str:
+        return finding_id(self.type, self.client_ip, self.service.id,
+                          self.server_name if self.service.id == "unknown" else "")
+
+    def see(self, ts_ns: int) -> None:
+        if ts_ns < self.first_ns:
+            self.first_ns = ts_ns
+        if ts_ns > self.last_ns:
+            self.last_ns = ts_ns
+
+    def add_evidence(self, kind: str, value: str, limit: int) -> None:
+        k = (kind, value)
+        if k in self.evidence:
+            self.evidence[k] += 1
+        elif len(self.evidence) < limit:
+            self.evidence[k] = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "id": self.id,
+            "type": self.type,
+            "severity": self.severity,
+            "first_seen": rfc3339(self.first_ns),
+            "last_seen": rfc3339(self.last_ns),
+            "client": {"ip": self.client_ip, "mac": self.client_mac},
+            "server": {"ip": self.server_ip, "port": self.server_port, "name": self.server_name},
+            "service": {"id": self.service.id, "name": self.service.name,
+                        "vendor": self.service.vendor, "category": self.service.category},
+            "evidence": [{"kind": k, "value": v, "count": n}
+                         for (k, v), n in self.evidence.items()],
+            "counts": {
+                "flows": self.flows,
+                "packets": self.packets,
+                "bytes_client_to_server": self.bytes_client_to_server,
+                "bytes_server_to_client": self.bytes_server_to_client,
+                "dns_queries": self.dns_queries,
+                "dns_responses": self.dns_responses,
+            },
+        }

@@ -1,0 +1,416 @@
+"""The flow table: bidirectional flows aggregated per batch with numpy.
+
+Flows live in column arrays indexed by slot; a sorted key array maps flow keys
+to slots, so a whole batch is looked up with one ``searchsorted`` and updated
+with ``reduceat`` sums. Python code runs per *exported* flow only when a
+caller asks for it, never per packet.
+
+Direction: a flow's client is the sender of a pure SYN, else the receiver of a
+SYN-ACK, else (capture started mid-flow, UDP) the side with the higher port
+when the other is a well-known port, else the first sender seen.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from sensor.decoders.link import PROTO_TCP, PROTO_UDP, Columns, ip_text
+
+I64 = npt.NDArray[np.int64]
+U64 = npt.NDArray[np.uint64]
+B = npt.NDArray[np.bool_]
+
+_M1 = np.uint64(0x9E3779B97F4A7C15)
+_M2 = np.uint64(0xBF58476D1CE4E5B9)
+_M3 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+
+TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
+
+
+def _mix(h: U64, v: U64) -> U64:
+    """splitmix64-style combine; uint64 arithmetic wraps."""
+    x = (h ^ v) * _M1
+    x = (x ^ (x >> _S30)) * _M2
+    x = (x ^ (x >> _S27)) * _M3
+    return x ^ (x >> _S31)
+
+
+def flow_keys(c: Columns) -> tuple[U64, B]:
+    """A direction-independent 64-bit key per packet, and whether the packet
+    goes from the canonical lower endpoint to the upper one."""
+    s_lt = (c.src_hi < c.dst_hi) | (
+        (c.src_hi == c.dst_hi)
+        & ((c.src_lo < c.dst_lo) | ((c.src_lo == c.dst_lo) & (c.sport <= c.dport)))
+    )
+    a_hi = np.where(s_lt, c.src_hi, c.dst_hi)
+    a_lo = np.where(s_lt, c.src_lo, c.dst_lo)
+    b_hi = np.where(s_lt, c.dst_hi, c.src_hi)
+    b_lo = np.where(s_lt, c.dst_lo, c.src_lo)
+    pa = np.where(s_lt, c.sport, c.dport).astype(np.uint64)
+    pb = np.where(s_lt, c.dport, c.sport).astype(np.uint64)
+    misc = (pa << np.uint64(32)) | (pb << np.uint64(16)) | c.proto.astype(np.uint64) \
+        | (c.vlan.astype(np.uint64) << np.uint64(48))
+    h = _mix(a_hi, _M2)
+    h = _mix(h, a_lo)
+    h = _mix(h, b_hi)
+    h = _mix(h, b_lo)
+    h = _mix(h, misc)
+    return h, s_lt
+
+
+def pair_keys(a_hi: U64, a_lo: U64, b_hi: U64, b_lo: U64) -> U64:
+    """An ordered 64-bit key for a (client address, server address) pair."""
+    return _mix(_mix(_mix(_mix(a_hi, _M3), a_lo), b_hi), b_lo)
+
+
+def community_id(src_ip: str, src_port: int, dst_ip: str, dst_port: int, proto: int,
+                 seed: int = 0) -> str:
+    """Community ID v1 (https://github.com/corelight/community-id-spec)."""
+    import ipaddress
+
+    sa = ipaddress.ip_address(src_ip).packed
+    da = ipaddress.ip_address(dst_ip).packed
+    has_ports = proto in (PROTO_TCP, PROTO_UDP, 132)
+    if (sa, src_port) > (da, dst_port):
+        sa, da, src_port, dst_port = da, sa, dst_port, src_port
+    data = struct.pack("!H", seed) + sa + da + struct.pack("!BB", proto, 0)
+    if has_ports:
+        data += struct.pack("!HH", src_port, dst_port)
+    return "1:" + base64.b64encode(hashlib.sha1(data).digest()).decode()
+
+
+def mac_text(v: int) -> str | None:
+    if v == 0:
+        return None
+    return ":".join(f"{(v >> s) & 0xFF:02x}" for s in range(40, -8, -8))
+
+
+@dataclass(slots=True)
+class FlowRecord:
+    """One exported flow. Counts are client->server / server->client."""
+
+    key: int
+    proto: int
+    client_ip: str
+    client_port: int
+    server_ip: str
+    server_port: int
+    vlan: int
+    client_mac: str | None
+    first_ns: int
+    last_ns: int
+    packets_client_to_server: int
+    packets_server_to_client: int
+    bytes_client_to_server: int  # IP-layer bytes (header + payload), as Zeek's *_ip_bytes
+    bytes_server_to_client: int
+    end_reason: str  # "idle" | "active" | "evicted" | "closed" | "end"
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.last_ns - self.first_ns) / 1e6
+
+
+@dataclass(slots=True)
+class Expired:
+    """Flows leaving the table in one step, as columns (slot order irrelevant)."""
+
+    key: U64
+    client_hi: U64
+    client_lo: U64
+    server_hi: U64
+    server_lo: U64
+    client_port: I64
+    server_port: I64
+    proto: I64
+    vlan: I64
+    client_mac: U64
+    first_ns: I64
+    last_ns: I64
+    pkts_c2s: I64
+    pkts_s2c: I64
+    bytes_c2s: I64
+    bytes_s2c: I64
+    reason: str
+
+    def __len__(self) -> int:
+        return int(self.key.shape[0])
+
+    def record(self, i: int) -> FlowRecord:
+        return FlowRecord(
+            key=int(self.key[i]),
+            proto=int(self.proto[i]),
+            client_ip=ip_text(int(self.client_hi[i]), int(self.client_lo[i])),
+            client_port=int(self.client_port[i]),
+            server_ip=ip_text(int(self.server_hi[i]), int(self.server_lo[i])),
+            server_port=int(self.server_port[i]),
+            vlan=int(self.vlan[i]),
+            client_mac=mac_text(int(self.client_mac[i])),
+            first_ns=int(self.first_ns[i]),
+            last_ns=int(self.last_ns[i]),
+            packets_client_to_server=int(self.pkts_c2s[i]),
+            packets_server_to_client=int(self.pkts_s2c[i]),
+            bytes_client_to_server=int(self.bytes_c2s[i]),
+            bytes_server_to_client=int(self.bytes_s2c[i]),
+            end_reason=self.reason,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FlowTimeouts:
+    tcp_idle_s: float = 300.0  # Zeek's tcp_inactivity_timeout
+    udp_idle_s: float = 60.0  # Zeek's udp_inactivity_timeout
+    other_idle_s: float = 60.0
+    closed_linger_s: float = 15.0  # after FIN from both sides or RST
+    active_s: float = 1800.0  # long flows are exported every 30 min and go on
+
+
+_COLS_U64 = ("key", "low_hi", "low_lo", "up_hi", "up_lo", "mac_low", "mac_up")
+_COLS_I64 = ("low_port", "up_port", "proto", "vlan", "first_ns", "last_ns",
+             "pk_lu", "pk_ul", "by_lu", "by_ul", "fl_lu", "fl_ul")
+
+
+@dataclass(slots=True)
+class FlowStats:
+    flows_created: int = 0
+    flows_evicted: int = 0  # pushed out by the memory bound (LRU)
+    flows_exported: int = 0
+    packets: int = 0
+    bytes: int = 0
+
+
+class FlowTable:
+    """Bounded bidirectional flow table updated one batch at a time."""
+
+    def __init__(self, max_flows: int = 500_000, timeouts: FlowTimeouts | None = None) -> None:
+        self.max_flows = max_flows
+        self.timeouts = timeouts or FlowTimeouts()
+        self.stats = FlowStats()
+        self._cap = 0
+        self._cols: dict[str, npt.NDArray[np.int64] | npt.NDArray[np.uint64]] = {}
+        self._used: B = np.zeros(0, dtype=bool)
+        self._client_low: B = np.zeros(0, dtype=bool)
+        self._free: list[int] = []
+        self._skeys: U64 = np.zeros(0, dtype=np.uint64)  # sorted keys
+        self._sslots: I64 = np.zeros(0, dtype=np.int64)  # their slots
+        self._grow(1024)
+
+    def __len__(self) -> int:
+        return int(self._skeys.shape[0])
+
+    def _grow(self, cap: int) -> None:
+        old = self._cap
+        for name in _COLS_U64:
+            a = np.zeros(cap, dtype=np.uint64)
+            if old:
+                a[:old] = self._cols[name]
+            self._cols[name] = a
+        for name in _COLS_I64:
+            b = np.zeros(cap, dtype=np.int64)
+            if old:
+                b[:old] = self._cols[name]
+            self._cols[name] = b
+        used = np.zeros(cap, dtype=bool)
+        used[:old] = self._used
+        self._used = used
+        cl = np.zeros(cap, dtype=bool)
+        cl[:old] = self._client_low
+        self._client_low = cl
+        self._free.extend(range(cap - 1, old - 1, -1))
+        self._cap = cap
+
+    def _alloc(self, count: int) -> I64:
+        if len(self._free) < count:
+            self._grow(max(self._cap * 2, self._cap + count))
+        taken = self._free[-count:] if count else []
+        del self._free[len(self._free) - count:]
+        return np.array(taken[::-1], dtype=np.int64)
+
+    def update(self, c: Columns, ts_ns: I64, keys: U64, low_src: B) -> None:
+        """Account every valid packet of a batch (``c.ok``) to its flow."""
+        sel = np.flatnonzero(c.ok)
+        if sel.size == 0:
+            return
+        keys = keys[sel]
+        order = np.argsort(keys, kind="stable")
+        ks = keys[order]
+        n = ks.shape[0]
+        bnd = np.flatnonzero(np.concatenate(([True], ks[1:] != ks[:-1])))
+        uk = ks[bnd]
+        pidx = sel[order]  # batch packet indices in key order (time order within a key)
+        first = pidx[bnd]
+        last = pidx[np.concatenate((bnd[1:], [n])) - 1]
+        fwd = low_src[pidx]
+        byt = c.ip_bytes[pidx]
+        flg = c.tcp_flags[pidx].astype(np.int64)
+        mac = c.src_mac[pidx]
+        one = fwd.astype(np.int64)
+        pk_lu = np.add.reduceat(one, bnd)
+        pk_ul = np.add.reduceat(1 - one, bnd)
+        by_lu = np.add.reduceat(np.where(fwd, byt, 0), bnd)
+        by_ul = np.add.reduceat(np.where(fwd, 0, byt), bnd)
+        fl_lu = np.bitwise_or.reduceat(np.where(fwd, flg, 0), bnd)
+        fl_ul = np.bitwise_or.reduceat(np.where(fwd, 0, flg), bnd)
+        mac_lu = np.maximum.reduceat(np.where(fwd, mac, np.uint64(0)), bnd)
+        mac_ul = np.maximum.reduceat(np.where(fwd, np.uint64(0), mac), bnd)
+        t_first = ts_ns[first]
+        t_last = ts_ns[last]
+        self.stats.packets += n
+        self.stats.bytes += int(byt.sum())
+
+        if self._skeys.size:
+            posc = np.minimum(np.searchsorted(self._skeys, uk), self._skeys.size - 1)
+            found = self._skeys[posc] == uk
+            slots = np.where(found, self._sslots[posc], -1)
+        else:
+            found = np.zeros(uk.shape[0], dtype=bool)
+            slots = np.full(uk.shape[0], -1, dtype=np.int64)
+
+        new = np.flatnonzero(~found)
+        if new.size:
+            ns = self._alloc(int(new.size))
+            slots[new] = ns
+            f = first[new]
+            cols = self._cols
+            lowsrc = low_src[f]
+            cols["key"][ns] = uk[new]
+            cols["low_hi"][ns] = np.where(lowsrc, c.src_hi[f], c.dst_hi[f])
+            cols["low_lo"][ns] = np.where(lowsrc, c.src_lo[f], c.dst_lo[f])
+            cols["up_hi"][ns] = np.where(lowsrc, c.dst_hi[f], c.src_hi[f])
+            cols["up_lo"][ns] = np.where(lowsrc, c.dst_lo[f], c.src_lo[f])
+            cols["low_port"][ns] = np.where(lowsrc, c.sport[f], c.dport[f])
+            cols["up_port"][ns] = np.where(lowsrc, c.dport[f], c.sport[f])
+            cols["proto"][ns] = c.proto[f]
+            cols["vlan"][ns] = c.vlan[f]
+            cols["first_ns"][ns] = t_first[new]
+            for name in ("pk_lu", "pk_ul", "by_lu", "by_ul", "fl_lu", "fl_ul"):
+                cols[name][ns] = 0
+            cols["mac_low"][ns] = 0
+            cols["mac_up"][ns] = 0
+            fl = c.tcp_flags[f].astype(np.int64)
+            syn = (fl & (TCP_SYN | TCP_ACK)) == TCP_SYN
+            synack = (fl & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK)
+            sp = c.sport[f].astype(np.int64)
+            dp = c.dport[f].astype(np.int64)
+            src_is_server = (sp < 1024) & (dp >= 1024)
+            src_is_client = np.where(syn, True, np.where(synack, False, ~src_is_server))
+            self._client_low[ns] = np.where(src_is_client, lowsrc, ~lowsrc)
+            self._used[ns] = True
+            self.stats.flows_created += int(new.size)
+            self._skeys = np.concatenate((self._skeys, uk[new]))
+            self._sslots = np.concatenate((self._sslots, ns))
+            o = np.argsort(self._skeys, kind="stable")
+            self._skeys = self._skeys[o]
+            self._sslots = self._sslots[o]
+
+        cols = self._cols
+        cols["last_ns"][slots] = np.maximum(cols["last_ns"][slots], t_last)
+        cols["pk_lu"][slots] += pk_lu
+        cols["pk_ul"][slots] += pk_ul
+        cols["by_lu"][slots] += by_lu
+        cols["by_ul"][slots] += by_ul
+        cols["fl_lu"][slots] |= fl_lu
+        cols["fl_ul"][slots] |= fl_ul
+        cols["mac_low"][slots] = np.where(mac_lu != 0, mac_lu, cols["mac_low"][slots])
+        cols["mac_up"][slots] = np.where(mac_ul != 0, mac_ul, cols["mac_up"][slots])
+
+    def set_client(self, key: int, client_hi: int, client_lo: int, client_port: int) -> None:
+        """Fix a flow's direction from protocol evidence (e.g. who sent a ClientHello)."""
+        i = int(np.searchsorted(self._skeys, np.uint64(key)))
+        if i >= self._skeys.shape[0] or int(self._skeys[i]) != key:
+            return
+        s = int(self._sslots[i])
+        cols = self._cols
+        is_low = (int(cols["low_hi"][s]), int(cols["low_lo"][s]), int(cols["low_port"][s])) == (
+            client_hi, client_lo, client_port)
+        self._client_low[s] = is_low
+
+    def expire(self, now_ns: int) -> list[Expired]:
+        """Export flows that timed out by capture time ``now_ns``, and the LRU overflow."""
+        out: list[Expired] = []
+        if not self._skeys.size:
+            return out
+        cols = self._cols
+        slots = self._sslots
+        t = self.timeouts
+        proto = cols["proto"][slots]
+        last = cols["last_ns"][slots]
+        idle = np.where(proto == PROTO_TCP, t.tcp_idle_s,
+                        np.where(proto == PROTO_UDP, t.udp_idle_s, t.other_idle_s))
+        fl = cols["fl_lu"][slots] | cols["fl_ul"][slots]
+        closed = (proto == PROTO_TCP) & (
+            ((fl & TCP_RST) != 0)
+            | (((cols["fl_lu"][slots] & TCP_FIN) != 0) & ((cols["fl_ul"][slots] & TCP_FIN) != 0)))
+        gone_idle = (now_ns - last) > (idle * 1e9).astype(np.int64)
+        gone_closed = closed & ((now_ns - last) > int(t.closed_linger_s * 1e9))
+        for mask, reason in ((gone_closed, "closed"), (gone_idle & ~gone_closed, "idle")):
+            if mask.any():
+                out.append(self._remove(np.flatnonzero(mask), reason))
+        slots = self._sslots
+        if slots.size:
+            active = (now_ns - cols["first_ns"][slots]) > int(t.active_s * 1e9)
+            if active.any():
+                s = slots[active]
+                out.append(self._export(s, "active"))
+                cols["first_ns"][s] = now_ns
+                for name in ("pk_lu", "pk_ul", "by_lu", "by_ul"):
+                    cols[name][s] = 0
+        over = self._skeys.shape[0] - self.max_flows
+        if over > 0:
+            lastv = cols["last_ns"][self._sslots]
+            idx = np.argpartition(lastv, over - 1)[:over]
+            self.stats.flows_evicted += over
+            out.append(self._remove(idx, "evicted"))
+        return out
+
+    def flush(self) -> list[Expired]:
+        """Export every flow (end of input)."""
+        if not self._skeys.size:
+            return []
+        return [self._remove(np.arange(self._skeys.shape[0]), "end")]
+
+    def _remove(self, idx: I64, reason: str) -> Expired:
+        s = self._sslots[idx]
+        exp = self._export(s, reason)
+        keep = np.ones(self._skeys.shape[0], dtype=bool)
+        keep[idx] = False
+        self._skeys = self._skeys[keep]
+        self._sslots = self._sslots[keep]
+        self._used[s] = False
+        self._free.extend(int(x) for x in s)
+        return exp
+
+    def _export(self, s: I64, reason: str) -> Expired:
+        c = self._cols
+        cl = self._client_low[s]
+        self.stats.flows_exported += int(s.size)
+
+        def pick(low: str, up: str, client: bool) -> npt.NDArray[np.int64]:
+            a, b = c[low][s], c[up][s]
+            return np.where(cl, a, b) if client else np.where(cl, b, a)
+
+        return Expired(
+            key=c["key"][s].astype(np.uint64),
+            client_hi=pick("low_hi", "up_hi", True).astype(np.uint64),
+            client_lo=pick("low_lo", "up_lo", True).astype(np.uint64),
+            server_hi=pick("low_hi", "up_hi", False).astype(np.uint64),
+            server_lo=pick("low_lo", "up_lo", False).astype(np.uint64),
+            client_port=pick("low_port", "up_port", True).astype(np.int64),
+            server_port=pick("low_port", "up_port", False).astype(np.int64),
+            proto=c["proto"][s].astype(np.int64),
+            vlan=c["vlan"][s].astype(np.int64),
+            client_mac=pick("mac_low", "mac_up", True).astype(np.uint64),
+            first_ns=c["first_ns"][s].astype(np.int64),
+            last_ns=c["last_ns"][s].astype(np.int64),
+            pkts_c2s=pick("pk_lu", "pk_ul", True).astype(np.int64),
+            pkts_s2c=pick("pk_lu", "pk_ul", False).astype(np.int64),
+            bytes_c2s=pick("by_lu", "by_ul", True).astype(np.int64),
+            bytes_s2c=pick("by_lu", "by_ul", False).astype(np.int64),
+            reason=reason,
+        )

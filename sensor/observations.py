@@ -1,0 +1,73 @@
+"""The documented JSON form of observations (``shadowai hunt --observations``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sensor.findings import rfc3339
+from sensor.flows import community_id
+from sensor.records import (
+    DnsMessage,
+    HttpRequest,
+    HttpResponse,
+    Observation,
+    TlsClientHello,
+)
+
+OBS_SCHEMA = "shadowai.observation/v1"
+_TLS_VERSIONS = {0x0300: "SSLv3", 0x0301: "TLSv1.0", 0x0302: "TLSv1.1", 0x0303: "TLSv1.2",
+                 0x0304: "TLSv1.3"}
+
+
+def _is_grease(v: int) -> bool:
+    return (v & 0x0F0F) == 0x0A0A and (v >> 8) == (v & 0xFF)
+
+
+def tls_version_names(versions: tuple[int, ...]) -> list[str]:
+    return [_TLS_VERSIONS.get(v, f"0x{v:04x}") for v in versions if not _is_grease(v)]
+
+
+def observation_dict(o: Observation) -> dict[str, Any]:
+    proto = 6 if o.transport == "tcp" else 17
+    d: dict[str, Any] = {
+        "schema": OBS_SCHEMA,
+        "kind": o.kind,
+        "ts": rfc3339(o.ts_ns),
+        "src_ip": o.src_ip,
+        "src_port": o.src_port,
+        "dst_ip": o.dst_ip,
+        "dst_port": o.dst_port,
+        "transport": o.transport,
+        "community_id": community_id(o.src_ip, o.src_port, o.dst_ip, o.dst_port, proto),
+    }
+    p = o.payload
+    if isinstance(p, TlsClientHello):
+        d.update(sni=p.sni, alpn=list(p.alpn_str),
+                 versions=tls_version_names(p.supported_versions or (p.legacy_version,)),
+                 legacy_version=f"0x{p.legacy_version:04x}", has_ech=p.has_ech,
+                 cipher_suites=len(p.cipher_suites), extensions=len(p.extensions))
+        try:
+            from sensor.decoders.ja4 import ja4
+
+            d["ja4"] = ja4(p, "q" if o.transport == "udp" else "t")
+        except Exception:  # noqa: BLE001 - a fingerprint failure must not lose the observation
+            d["ja4"] = None
+    elif isinstance(p, DnsMessage):
+        q = p.questions[0] if p.questions else None
+        d.update(txid=p.txid, is_response=p.is_response, opcode=p.opcode, rcode=p.rcode,
+                 query=q.name if q else None, qtype=q.qtype if q else None,
+                 answers=[{"name": a.name, "type": a.rtype, "ttl_s": a.ttl_s, "value": a.value,
+                           **({"hints": list(a.hint_ips)} if a.hint_ips else {})}
+                          for a in p.answers])
+    elif isinstance(p, HttpRequest):
+        d.update(method=p.method, host=p.host, uri=p.target, version=p.version,
+                 user_agent=p.user_agent, content_type=p.content_type,
+                 content_length=p.content_length,
+                 authorization_scheme=p.authorization_scheme,
+                 api_key_headers=list(p.api_key_headers),
+                 mcp_session_id=p.mcp_session_id is not None,
+                 mcp_protocol_version=p.mcp_protocol_version)
+    elif isinstance(p, HttpResponse):
+        d.update(status=p.status, reason=p.reason, version=p.version, server=p.server,
+                 content_type=p.content_type, content_length=p.content_length)
+    return d

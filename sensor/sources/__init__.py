@@ -1,0 +1,1 @@
+"""Inputs: capture files (and later live capture and logs), yielding batches."""
