@@ -151,7 +151,7 @@ def hunt(paths: tuple[str, ...], output: str, observations: str | None,
     stderr. Damaged captures keep the findings made before the damage; the
     exit code is then 3.
     """
-    err = click.get_text_stream("stderr")
+    err = sys.stderr
     try:
         settings = load_settings(config, batch_packets=batch_packets)
         catalog = _load_catalog(sig_dirs or settings.signature_dirs)

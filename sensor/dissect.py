@@ -163,7 +163,8 @@ class Dissector:
             if st.kind == "dns.tcp" and st.data:
                 return  # more messages may follow on this stream
             self._drop(dk, done=True)
-        elif len(st.data) > self.settings.stream_bytes or st.segments > self.settings.stream_segments:
+        elif (len(st.data) > self.settings.stream_bytes
+              or st.segments > self.settings.stream_segments):
             self._drop(dk)
 
     def _drop(self, dk: int, done: bool = False) -> None:

@@ -55,7 +55,7 @@ class Finding:
     @property
     def id(self) -> str:
         return finding_id(self.type, self.client_ip, self.service.id,
-                          self.server_name if self.service.id == "unknown" else "")
+                          (self.server_name or "") if self.service.id == "unknown" else "")
 
     def see(self, ts_ns: int) -> None:
         if ts_ns < self.first_ns:

@@ -34,7 +34,7 @@ _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
 
 
-def _mix(h: U64, v: U64) -> U64:
+def _mix(h: U64, v: U64 | np.uint64) -> U64:
     """splitmix64-style combine; uint64 arithmetic wraps."""
     x = (h ^ v) * _M1
     x = (x ^ (x >> _S30)) * _M2
@@ -349,9 +349,12 @@ class FlowTable:
             | (((cols["fl_lu"][slots] & TCP_FIN) != 0) & ((cols["fl_ul"][slots] & TCP_FIN) != 0)))
         gone_idle = (now_ns - last) > (idle * 1e9).astype(np.int64)
         gone_closed = closed & ((now_ns - last) > int(t.closed_linger_s * 1e9))
-        for mask, reason in ((gone_closed, "closed"), (gone_idle & ~gone_closed, "idle")):
-            if mask.any():
-                out.append(self._remove(np.flatnonzero(mask), reason))
+        gone = gone_closed | gone_idle
+        if gone.any():
+            for mask, reason in ((gone_closed, "closed"), (gone_idle & ~gone_closed, "idle")):
+                if mask.any():
+                    out.append(self._export(slots[mask], reason))
+            self._drop(np.flatnonzero(gone))
         slots = self._sslots
         if slots.size:
             active = (now_ns - cols["first_ns"][slots]) > int(t.active_s * 1e9)
@@ -376,15 +379,19 @@ class FlowTable:
         return [self._remove(np.arange(self._skeys.shape[0]), "end")]
 
     def _remove(self, idx: I64, reason: str) -> Expired:
+        exp = self._export(self._sslots[idx], reason)
+        self._drop(idx)
+        return exp
+
+    def _drop(self, idx: I64) -> None:
+        """Free the flows at these positions of the sorted key index."""
         s = self._sslots[idx]
-        exp = self._export(s, reason)
         keep = np.ones(self._skeys.shape[0], dtype=bool)
         keep[idx] = False
         self._skeys = self._skeys[keep]
         self._sslots = self._sslots[keep]
         self._used[s] = False
-        self._free.extend(int(x) for x in s)
-        return exp
+        self._free.extend(s.tolist())
 
     def _export(self, s: I64, reason: str) -> Expired:
         c = self._cols

@@ -50,7 +50,7 @@ def observation_dict(o: Observation) -> dict[str, Any]:
             from sensor.decoders.ja4 import ja4
 
             d["ja4"] = ja4(p, "q" if o.transport == "udp" else "t")
-        except Exception:  # noqa: BLE001 - a fingerprint failure must not lose the observation
+        except Exception:  # a fingerprint failure must not lose the observation
             d["ja4"] = None
     elif isinstance(p, DnsMessage):
         q = p.questions[0] if p.questions else None

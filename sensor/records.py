@@ -9,7 +9,6 @@ wraps it with the packet's addresses in an :class:`Observation`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +95,7 @@ class HttpResponse:
     header_bytes: int
 
 
-Payload = Union[TlsClientHello, DnsMessage, HttpRequest, HttpResponse]
+Payload = TlsClientHello | DnsMessage | HttpRequest | HttpResponse
 
 
 @dataclass(frozen=True, slots=True)

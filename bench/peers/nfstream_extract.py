@@ -56,7 +56,7 @@ def main(path: str) -> int:
         "http": dict(http),
         "applications": dict(apps.most_common(20)),
     }
-    json.dump(out, sys.stdout)
+    sys.stdout.write("\n" + json.dumps(out) + "\n")
     return 0
 
 

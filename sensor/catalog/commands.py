@@ -104,7 +104,8 @@ def list_cmd(directory: Path | None, category: str | None, fmt: str) -> None:
     rows += [(s.id, s.category.value, s.vendor, s.name, str(len(s.hosts))) for s in services]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + row[4])
+        cells = [c.ljust(w) for c, w in zip(row, widths, strict=False)]
+        click.echo("  ".join([*cells, row[4]]))
     click.echo(f"{len(services)} services, catalog {catalog.version}", err=True)
 
 

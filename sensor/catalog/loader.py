@@ -30,6 +30,10 @@ from sensor.catalog.schema import (
 )
 
 _E = TypeVar("_E", Category, Risk, Role)
+# libyaml's parser when present (about 10x faster); both keep node marks.
+_LOADER: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = getattr(
+    yaml, "CSafeLoader", yaml.SafeLoader
+)
 _STR = "tag:yaml.org,2002:str"
 _BOOL = "tag:yaml.org,2002:bool"
 
@@ -53,10 +57,11 @@ class LoadResult:
         return [p for p in self.problems if p.severity == "error"]
 
 
-def display_path(path: Path) -> str:
+def display_path(path: Path, cwd: Path | None = None) -> str:
     """Path as a person would type it: relative to the cwd when under it."""
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        base = cwd if cwd is not None else Path.cwd().resolve()
+        return str(path.resolve().relative_to(base))
     except (ValueError, OSError):
         return str(path)
 
@@ -80,9 +85,7 @@ def expand_paths(paths: Iterable[Path], problems: list[Problem]) -> list[Path]:
         elif path.is_file():
             files.append(path)
         else:
-            problems.append(
-                Problem(Location(display_path(path), 0), "no such file or directory")
-            )
+            problems.append(Problem(Location(display_path(path), 0), "no such file or directory"))
     return files
 
 
@@ -91,8 +94,9 @@ def load_paths(paths: Sequence[Path]) -> LoadResult:
     result = LoadResult()
     result.files = expand_paths(paths, result.problems)
     digest = hashlib.sha256()
+    cwd = Path.cwd().resolve()
     for path in sorted(result.files, key=lambda p: (p.name, str(p))):
-        name = display_path(path)
+        name = display_path(path, cwd)
         try:
             data = path.read_bytes()
             text = data.decode("utf-8")
@@ -113,7 +117,7 @@ def parse_text(text: str, filename: str) -> tuple[list[Service], list[Problem]]:
     """Parse one catalog file's text. Returns the valid services and all problems."""
     parser = _FileParser(filename)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 0
@@ -250,9 +254,8 @@ class _FileParser:
         sid: str | None = None
         if "id" in fields:
             sid = self.string(fields["id"][1], ctx, "'id'")
-            if sid is not None:
-                if not ID_RE.fullmatch(sid):
-                    self.error(fields["id"][1], f"id '{sid}' is not kebab-case", ctx)
+            if sid is not None and not ID_RE.fullmatch(sid):
+                self.error(fields["id"][1], f"id '{sid}' is not kebab-case", ctx)
         for key in ("id", "name", "category", "hosts", "references", "examples"):
             if key not in fields:
                 self.error(node, f"missing '{key}'", ctx)
@@ -362,4 +365,3 @@ class _FileParser:
             if ok and value is not None:
                 out.append(HostPattern(kind, value, role, shared, self.at(item)))
         return out
-

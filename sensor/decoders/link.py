@@ -110,32 +110,36 @@ class _Reader:
 
     def u8(self, pos: I64, ok: B) -> I64:
         p = np.where(ok, pos, 0)
-        return self.buf[p].astype(np.int64)
+        out: I64 = self.buf[p].astype(np.int64)
+        return out
 
     def be16(self, pos: I64, ok: B) -> I64:
         p = np.where(ok, pos, 0)
         b = self.buf
-        return (b[p].astype(np.int64) << 8) | b[p + 1]
+        out: I64 = (b[p].astype(np.int64) << 8) | b[p + 1]
+        return out
 
     def le32(self, pos: I64, ok: B) -> I64:
         p = np.where(ok, pos, 0)
         b = self.buf
-        return (
+        out: I64 = (
             b[p].astype(np.int64)
             | (b[p + 1].astype(np.int64) << 8)
             | (b[p + 2].astype(np.int64) << 16)
             | (b[p + 3].astype(np.int64) << 24)
         )
+        return out
 
     def be32(self, pos: I64, ok: B) -> I64:
         p = np.where(ok, pos, 0)
         b = self.buf
-        return (
+        out: I64 = (
             (b[p].astype(np.int64) << 24)
             | (b[p + 1].astype(np.int64) << 16)
             | (b[p + 2].astype(np.int64) << 8)
             | b[p + 3]
         )
+        return out
 
     def be64(self, pos: I64, ok: B) -> U64:
         hi = self.be32(pos, ok).astype(np.uint64)

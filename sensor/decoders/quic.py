@@ -7,15 +7,18 @@ can read the TLS ClientHello (SNI, ALPN, JA4 input) carried in CRYPTO frames.
 Supported: QUIC v1 (RFC 9000/9001), v2 (RFC 9369: other salt, labels and
 long-header type bits), IETF drafts 23-34, Meta mvfst (0xfaceb00{1,2,e}), Google
 T050/T051 (TLS over IETF-style Initials) and the reserved 0x?a?a?a?a versions that
-clients send to force version negotiation (v1 keys).  gQUIC with QUIC crypto
-(Q0xx) is not decodable here.
+clients send to force version negotiation (tried with v1, then draft-29 keys).
+gQUIC with QUIC crypto (Q0xx) is not decodable here.
 
 Everything here is a pure function of its input bytes; hostile input only ever
-raises :class:`~sensor.errors.DecodeError`.
+raises :class:`~sensor.errors.DecodeError`.  Derived keys are cached per DCID in a
+bounded module-level dict (the cached AES-ECB context is not thread-safe: use one
+decoding thread per process, as the pipeline does).
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
 import re
 from dataclasses import dataclass
@@ -34,6 +37,7 @@ __all__ = [
     "QUIC_V2",
     "CryptoReassembler",
     "QuicInitialPacket",
+    "client_initial_keys",
     "looks_like_quic_initial",
     "parse_initial_packets",
 ]
@@ -113,11 +117,27 @@ class QuicInitialPacket:
 # --- key schedule -----------------------------------------------------------------------------
 
 
-def _expand_label(secret: bytes, label: bytes, length: int) -> bytes:
-    # HKDF-Expand-Label (RFC 8446 7.1) with empty context; length <= 32 needs one HMAC block.
+@functools.cache
+def _label_block(label: bytes, length: int) -> bytes:
+    # HkdfLabel (RFC 8446 7.1, empty context) + HKDF-Expand block counter 0x01; constant per label.
     full = b"tls13 " + label
-    info = length.to_bytes(2, "big") + bytes((len(full),)) + full + b"\x00"
-    return hmac.digest(secret, info + b"\x01", "sha256")[:length]
+    return length.to_bytes(2, "big") + bytes((len(full),)) + full + b"\x00\x01"
+
+
+def _expand_label(secret: bytes, label: bytes, length: int) -> bytes:
+    # HKDF-Expand-Label; length <= 32 (SHA-256 output) needs a single HMAC block.
+    return hmac.digest(secret, _label_block(label, length), "sha256")[:length]
+
+
+def _initial_secrets(spec: _Version, cid: bytes) -> tuple[bytes, bytes, bytes]:
+    initial = hmac.digest(spec.salt, cid, "sha256")  # HKDF-Extract
+    client = _expand_label(initial, b"client in", 32)
+    prefix = spec.label_prefix
+    return (
+        _expand_label(client, prefix + b"key", 16),
+        _expand_label(client, prefix + b"iv", 12),
+        _expand_label(client, prefix + b"hp", 16),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,11 +148,7 @@ class _Keys:
 
 
 def _derive(spec: _Version, cid: bytes) -> _Keys:
-    initial = hmac.digest(spec.salt, cid, "sha256")  # HKDF-Extract
-    client = _expand_label(initial, b"client in", 32)
-    key = _expand_label(client, spec.label_prefix + b"key", 16)
-    iv = _expand_label(client, spec.label_prefix + b"iv", 12)
-    hp = _expand_label(client, spec.label_prefix + b"hp", 16)
+    key, iv, hp = _initial_secrets(spec, cid)
     hp_ctx = Cipher(algorithms.AES(hp), modes.ECB()).encryptor()  # RFC 9001 5.4.3: one block, no IV
     return _Keys(AESGCM(key), int.from_bytes(iv, "big"), hp_ctx)
 
@@ -159,13 +175,7 @@ def client_initial_keys(version: int, cid: bytes) -> tuple[bytes, bytes, bytes]:
     spec = _VERSIONS.get(version)
     if spec is None:
         raise DecodeError(f"unsupported QUIC version {version:#010x}")
-    initial = hmac.digest(spec.salt, cid, "sha256")
-    client = _expand_label(initial, b"client in", 32)
-    return (
-        _expand_label(client, spec.label_prefix + b"key", 16),
-        _expand_label(client, spec.label_prefix + b"iv", 12),
-        _expand_label(client, spec.label_prefix + b"hp", 16),
-    )
+    return _initial_secrets(spec, cid)
 
 
 # --- wire parsing -----------------------------------------------------------------------------
@@ -188,20 +198,21 @@ def _varint(buf: bytes, i: int) -> tuple[int, int]:
 def _parse_frames(plain: bytes, crypto_type: int) -> tuple[tuple[int, bytes], ...]:
     """CRYPTO frames of an Initial payload; stops quietly at anything unexpected."""
     crypto: list[tuple[int, bytes]] = []
-    n = len(plain)
+    size = len(plain)
+    n = len(plain.rstrip(b"\x00"))  # skip trailing PADDING (usually ~900 bytes) in one C call
     i = 0
     try:
         while i < n:  # every branch consumes >= 1 byte, so this terminates
             ftype = plain[i]
             if ftype == 0x00:  # PADDING
-                m = _NON_ZERO.search(plain, i)
+                m = _NON_ZERO.search(plain, i, n)
                 i = m.start() if m else n
             elif ftype == 0x01:  # PING
                 i += 1
             elif ftype == crypto_type:  # CRYPTO
                 offset, i = _varint(plain, i + 1)
                 length, i = _varint(plain, i)
-                if i + length > n:
+                if i + length > size:  # size, not n: CRYPTO data may end in zero bytes
                     break
                 crypto.append((offset, plain[i : i + length]))
                 i += length
@@ -210,7 +221,7 @@ def _parse_frames(plain: bytes, crypto_type: int) -> tuple[tuple[int, bytes], ..
                 _, i = _varint(plain, i)  # delay
                 count, i = _varint(plain, i)
                 _, i = _varint(plain, i)  # first range
-                if count > n - i:  # each range takes >= 2 bytes: bounds the loop
+                if count > size - i:  # each range takes >= 2 bytes: bounds the loop
                     break
                 for _ in range(2 * count + (3 if ftype == 0x03 else 0)):
                     _, i = _varint(plain, i)
@@ -314,11 +325,15 @@ def parse_initial_packets(
             pos = end
             if ptype != spec.initial_type:
                 continue  # 0-RTT / Handshake: not decryptable here
-            cids = (dcid,) if dcid_hint is None or dcid_hint == dcid else (dcid_hint, dcid)
+        except DecodeError as exc:
+            reason = str(exc)
+            break  # the header walk cannot continue past a damaged header
+        cids = (dcid,) if dcid_hint is None or dcid_hint == dcid else (dcid_hint, dcid)
+        try:
             pn, plain, key_cid, spec = _unprotect(data, start, p, end, specs, cids)
         except DecodeError as exc:
             reason = str(exc)
-            break
+            continue  # lengths were sound: a later coalesced Initial may still decrypt
         crypto = _parse_frames(plain, spec.crypto_frame)
         out.append(QuicInitialPacket(version, dcid, scid, pn, crypto, key_cid))
     if not out:

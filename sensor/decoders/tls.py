@@ -251,11 +251,13 @@ def client_hello_from_stream(data: bytes) -> TlsClientHello:
     if n >= 9:
         _check_record_header(data, 0)
         (rec_len,) = _U16.unpack_from(data, 3)
-        need = 4 + int.from_bytes(data[6:9], "big")
-        if data[5] != _HS_CLIENT_HELLO:
-            raise DecodeError(f"handshake type {data[5]} is not ClientHello")
-        if need <= rec_len and 5 + need <= n:
-            return parse_client_hello(data[5 : 5 + need])
+        if rec_len >= 4:  # else the handshake header itself spans records
+            if data[5] != _HS_CLIENT_HELLO:
+                raise DecodeError(f"handshake type {data[5]} is not ClientHello")
+            need = 4 + int.from_bytes(data[6:9], "big")
+            _check_need(need)
+            if need <= rec_len and 5 + need <= n:
+                return parse_client_hello(data[5 : 5 + need])
 
     hs = bytearray()
     need = -1  # handshake bytes needed, known once the 4-byte header is in
@@ -273,6 +275,7 @@ def client_hello_from_stream(data: bytes) -> TlsClientHello:
             if hs[0] != _HS_CLIENT_HELLO:
                 raise DecodeError(f"handshake type {hs[0]} is not ClientHello")
             need = 4 + int.from_bytes(hs[1:4], "big")
+            _check_need(need)
         if need >= 0 and len(hs) >= need:
             return parse_client_hello(bytes(hs[:need]))
     if hs and hs[0] != _HS_CLIENT_HELLO:
@@ -280,6 +283,12 @@ def client_hello_from_stream(data: bytes) -> TlsClientHello:
     if capped:
         raise DecodeError(f"no complete ClientHello in the first {MAX_STREAM_BYTES} bytes")
     raise NeedMoreData("ClientHello continues in later segments")
+
+
+def _check_need(need: int) -> None:
+    # A hello that cannot fit in the capped stream will never complete: say so now.
+    if need > MAX_STREAM_BYTES:
+        raise DecodeError(f"ClientHello of {need} bytes over the {MAX_STREAM_BYTES} cap")
 
 
 def _check_record_header(data: bytes, p: int) -> None:

@@ -26,7 +26,8 @@ class UsageDetector:
         f.see(flow.first_ns)
         f.see(flow.last_ns)
         if f.flows == 0:
-            f.server_ip, f.server_port, f.server_name = flow.server_ip, flow.server_port, server_name
+            f.server_ip, f.server_port = flow.server_ip, flow.server_port
+            f.server_name = server_name
         if f.client_mac is None:
             f.client_mac = flow.client_mac
         f.flows += 1

@@ -234,6 +234,8 @@ def _parse_span(
         if len(r.records):
             window = _window(batch_packets, (r.next_pos - pos) / len(r.records))
         pos = res = r.next_pos
+    if consumed is None:  # plain file: the last batch reaches where parsing stopped
+        consumed = res if isinstance(res, int) else res[0]
     yield from bat.take(buf, consumed, flush=True)
     return res
 

@@ -174,23 +174,23 @@ class PcapngParser:
             types = words[w]
             # An SHB starts a section that may use the other byte order:
             # stop there and re-walk with the right one.
-            shb_idx = np.flatnonzero(types == SHB)
-            if len(shb_idx):
-                s = int(shb_idx[0])
+            for s in np.flatnonzero(types == SHB).tolist():
                 bo = 4 * int(w[s]) + 8
                 if bo + 4 > end - start:
                     cut(s, None, True)
-                else:
-                    magic = bytes(mv[start + bo : start + bo + 4])
-                    new = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}.get(magic)
-                    if new is None:
-                        cut(s, "section header block with a bad byte-order magic")
-                    elif new != order:
-                        if s == 0:  # walked with the wrong order: redo
-                            self.order = new
-                            return self.parse(buf, mv, start, walk_end, end, final)
-                        flip, flip_at = new, s
-                        cut(s, None)
+                    break
+                magic = bytes(mv[start + bo : start + bo + 4])
+                new = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}.get(magic)
+                if new is None:
+                    cut(s, "section header block with a bad byte-order magic")
+                    break
+                if new != order:
+                    if s == 0:  # walked with the wrong order: redo
+                        self.order = new
+                        return self.parse(buf, mv, start, walk_end, end, final)
+                    flip, flip_at = new, s
+                    cut(s, None)
+                    break
             lens = words[w + 1].astype(np.int64)
             bad_len = (lens < 12) | (lens & 3 != 0) | (lens > MAX_BLOCK)
             if bad_len[:stop].any():

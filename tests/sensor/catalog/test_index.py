@@ -69,7 +69,13 @@ def test_label_boundary_semantics(host: str, expected: str | None) -> None:
 
 @pytest.mark.parametrize(
     "host",
-    ["API.OPENAI.COM", "api.openai.com.", "Api.OpenAI.com.", "api.openai.com:443", " api.openai.com "],
+    [
+        "API.OPENAI.COM",
+        "api.openai.com.",
+        "Api.OpenAI.com.",
+        "api.openai.com:443",
+        " api.openai.com ",
+    ],
 )
 def test_normalisation(host: str) -> None:
     assert sid(host) == "openai-api"
@@ -87,7 +93,11 @@ def test_match_exposes_service_and_pattern() -> None:
     m = CAT.match("static.oaistatic.com")
     assert m is not None
     assert m.service.id == "chatgpt" and m.service.category is Category.LLM_API
-    assert (m.pattern.kind, m.pattern.value, m.pattern.role) == ("suffix", "oaistatic.com", Role.CDN)
+    assert (m.pattern.kind, m.pattern.value, m.pattern.role) == (
+        "suffix",
+        "oaistatic.com",
+        Role.CDN,
+    )
     assert m.counts_as_use is False
     m2 = CAT.match("chatgpt.com")
     assert m2 is not None and m2.counts_as_use is True
@@ -145,7 +155,8 @@ def brute_force(patterns: list[tuple[str, str]], host: str) -> int | None:
 @given(PATTERNS, NAMES)
 def test_index_agrees_with_brute_force(patterns: list[tuple[str, str]], host: str) -> None:
     services = [
-        svc(f"s{i}", ("exact" if k == "exact" else "suffix", v)) for i, (k, v) in enumerate(patterns)
+        svc(f"s{i}", ("exact" if k == "exact" else "suffix", v))
+        for i, (k, v) in enumerate(patterns)
     ]
     cat = Catalog.from_services(services)
     got = cat.match(host)

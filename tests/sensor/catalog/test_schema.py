@@ -42,7 +42,9 @@ def test_good_entry_builds_typed_service() -> None:
     assert svc.id == "acme-chat" and svc.vendor == "Acme"
     assert svc.category is Category.CHAT_ASSISTANT
     assert svc.risk is not None and svc.risk.value == "medium"
-    assert svc.hosts[0] == HostPattern("suffix", "acme-ai.example", Role.WEB, False, Location("f.yaml", 7))
+    assert svc.hosts[0] == HostPattern(
+        "suffix", "acme-ai.example", Role.WEB, False, Location("f.yaml", 7)
+    )
     assert svc.hosts[1].kind == "exact" and svc.hosts[1].role is Role.API
     assert svc.location == Location("f.yaml", 3)
     assert svc.examples_match == ("acme-ai.example",)
@@ -75,7 +77,10 @@ def test_unknown_keys_are_errors_at_their_line() -> None:
 
 def test_top_level_unknown_key_and_missing_services() -> None:
     _, problems = parse("vendor: Acme\nservice: []\n")
-    assert problems == ["f.yaml:1: missing 'services:' list", "f.yaml:2: unknown key 'service' in file"]
+    assert problems == [
+        "f.yaml:1: missing 'services:' list",
+        "f.yaml:2: unknown key 'service' in file",
+    ]
 
 
 def test_missing_fields_each_reported() -> None:
@@ -92,11 +97,12 @@ def test_vendor_required_somewhere() -> None:
     text = GOOD.replace("vendor: Acme\n", "")
     _, problems = parse(text)
     assert problems == [
-        "f.yaml:2: service 'acme-chat': missing 'vendor' (set it per entry or at the top of the file)"
+        "f.yaml:2: service 'acme-chat': missing 'vendor' "
+        "(set it per entry or at the top of the file)"
     ]
     per_entry = text.replace("    name: Acme Chat\n", "    name: Acme Chat\n    vendor: Acme Inc\n")
-    services, problems = parse_text(per_entry, "f.yaml")
-    assert problems == [] and services[0].vendor == "Acme Inc"
+    services, found = parse_text(per_entry, "f.yaml")
+    assert found == [] and services[0].vendor == "Acme Inc"
 
 
 @pytest.mark.parametrize(

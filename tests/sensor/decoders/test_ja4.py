@@ -89,7 +89,7 @@ def test_spec_example_all_four_forms() -> None:
 
 
 def test_no_signature_algorithms_drops_the_underscore() -> None:
-    exts = tuple(e for e in SPEC_CH.extensions if e != 0x000D) + (0x000D,)
+    exts = (*tuple(e for e in SPEC_CH.extensions if e != 13), 13)
     ch = replace(SPEC_CH, signature_algorithms=(), extensions=exts)
     # Spec: "0005,...,ff01 = 6d807ffa2a79" (the example list, no sig algs).
     assert ja4(ch).endswith("_6d807ffa2a79")

@@ -284,6 +284,12 @@ def test_roundtrip_with_all_initial_frame_types() -> None:
     assert pkt.crypto == ((100, ch[100:]), (0, ch[:100]), (len(ch), b""))
 
 
+def test_crypto_data_ending_in_zero_bytes_before_padding() -> None:
+    payload = b"\x01" + _crypto_frame(0, b"ab\x00\x00\x00") + bytes(300)
+    (pkt,) = parse_initial_packets(_protect(payload))
+    assert pkt.crypto == ((0, b"ab\x00\x00\x00"),)
+
+
 def test_unexpected_frame_stops_parse_but_keeps_earlier_frames() -> None:
     payload = _crypto_frame(0, b"abc") + b"\x08" + _crypto_frame(3, b"def")  # 0x08 = STREAM
     (pkt,) = parse_initial_packets(_protect(payload))
@@ -312,6 +318,13 @@ def test_coalesced_initials_handshake_and_padding() -> None:
     assert [p.crypto for p in pkts] == [((0, ch[:120]),), ((120, ch[120:]),)]
     # a 1-RTT (short header) packet after the Initial ends the walk quietly
     assert len(parse_initial_packets(first + b"\x40" + bytes(50))) == 1
+
+
+def test_undecryptable_initial_does_not_hide_a_later_coalesced_one() -> None:
+    bad = _protect(_crypto_frame(0, b"x"), dcid=b"\x01" * 8, key_dcid=b"\x02" * 8)
+    good = _protect(_crypto_frame(0, b"hello"), pn=1)
+    (pkt,) = parse_initial_packets(bad + good)
+    assert pkt.crypto == ((0, b"hello"),)
 
 
 def test_v2_and_draft_versions_roundtrip() -> None:
