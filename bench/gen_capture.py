@@ -44,32 +44,81 @@ REC_FULL = 16384 + 17 + 5  # TLS 1.3 full application-data record on the wire
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 
 AI_HOSTS = [
-    "api.openai.com", "chatgpt.com", "claude.ai", "api.anthropic.com",
-    "gemini.google.com", "api.mistral.ai", "chat.deepseek.com",
-    "huggingface.co", "copilot.microsoft.com",
+    "api.openai.com",
+    "chatgpt.com",
+    "claude.ai",
+    "api.anthropic.com",
+    "gemini.google.com",
+    "api.mistral.ai",
+    "chat.deepseek.com",
+    "huggingface.co",
+    "copilot.microsoft.com",
 ]
 AI_WEIGHTS = [10, 9, 5, 5, 4, 2, 2, 3, 4]
 OTHER_HOSTS = [
-    "www.google.com", "outlook.office365.com", "cdn.jsdelivr.net", "github.com",
-    "s3.amazonaws.com", "teams.microsoft.com", "login.microsoftonline.com",
-    "www.youtube.com", "i.ytimg.com", "fonts.gstatic.com", "www.gstatic.com",
-    "slack.com", "wss-primary.slack.com", "zoom.us", "www.linkedin.com",
-    "api.github.com", "update.googleapis.com", "clients4.google.com",
-    "www.bing.com", "en.wikipedia.org", "pypi.org", "files.pythonhosted.org",
-    "registry.npmjs.org", "graph.microsoft.com", "contoso.sharepoint.com",
-    "cdnjs.cloudflare.com", "ajax.googleapis.com", "accounts.google.com",
-    "mail.google.com", "drive.google.com", "www.dropbox.com",
-    "api.atlassian.com", "contoso.atlassian.net", "www.salesforce.com",
-    "objects.githubusercontent.com", "static.zdassets.com", "www.notion.so",
-    "d1.awsstatic.com", "www.nytimes.com", "docs.python.org",
+    "www.google.com",
+    "outlook.office365.com",
+    "cdn.jsdelivr.net",
+    "github.com",
+    "s3.amazonaws.com",
+    "teams.microsoft.com",
+    "login.microsoftonline.com",
+    "www.youtube.com",
+    "i.ytimg.com",
+    "fonts.gstatic.com",
+    "www.gstatic.com",
+    "slack.com",
+    "wss-primary.slack.com",
+    "zoom.us",
+    "www.linkedin.com",
+    "api.github.com",
+    "update.googleapis.com",
+    "clients4.google.com",
+    "www.bing.com",
+    "en.wikipedia.org",
+    "pypi.org",
+    "files.pythonhosted.org",
+    "registry.npmjs.org",
+    "graph.microsoft.com",
+    "contoso.sharepoint.com",
+    "cdnjs.cloudflare.com",
+    "ajax.googleapis.com",
+    "accounts.google.com",
+    "mail.google.com",
+    "drive.google.com",
+    "www.dropbox.com",
+    "api.atlassian.com",
+    "contoso.atlassian.net",
+    "www.salesforce.com",
+    "objects.githubusercontent.com",
+    "static.zdassets.com",
+    "www.notion.so",
+    "d1.awsstatic.com",
+    "www.nytimes.com",
+    "docs.python.org",
 ]
 HTTP_HOSTS = [
-    "connectivitycheck.gstatic.com", "ocsp.digicert.com", "ctldl.windowsupdate.com",
-    "detectportal.firefox.com", "deb.debian.org", "archive.ubuntu.com",
-    "crl.pki.goog", "www.msftconnecttest.com", "ocsp.pki.goog", "download.windowsupdate.com",
+    "connectivitycheck.gstatic.com",
+    "ocsp.digicert.com",
+    "ctldl.windowsupdate.com",
+    "detectportal.firefox.com",
+    "deb.debian.org",
+    "archive.ubuntu.com",
+    "crl.pki.goog",
+    "www.msftconnecttest.com",
+    "ocsp.pki.goog",
+    "download.windowsupdate.com",
 ]
-QUIC_HOSTS = ["www.google.com", "www.youtube.com", "chatgpt.com", "gemini.google.com",
-              "i.ytimg.com", "fonts.gstatic.com", "claude.ai", "mail.google.com"]
+QUIC_HOSTS = [
+    "www.google.com",
+    "www.youtube.com",
+    "chatgpt.com",
+    "gemini.google.com",
+    "i.ytimg.com",
+    "fonts.gstatic.com",
+    "claude.ai",
+    "mail.google.com",
+]
 API_HOSTS = {"api.openai.com", "api.anthropic.com", "api.mistral.ai"}
 
 # Plausible public prefixes per provider (bytes in a file; nothing is sent).
@@ -82,17 +131,24 @@ PROVIDER_V4 = {
     "other": ["151.101.0.0/16", "199.232.0.0/16", "34.96.0.0/12"],
 }
 PROVIDER_V6 = {
-    "cloudflare": "2606:4700::", "google": "2a00:1450:4001::", "microsoft": "2603:1026::",
-    "aws": "2600:9000::", "github": "", "other": "2a04:4e42::",
+    "cloudflare": "2606:4700::",
+    "google": "2a00:1450:4001::",
+    "microsoft": "2603:1026::",
+    "aws": "2600:9000::",
+    "github": "",
+    "other": "2a04:4e42::",
 }
 USER_AGENTS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/131.0.0.0 Safari/537.36",
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
     "Version/18.1 Safari/605.1.15",
-    "Microsoft-CryptoAPI/10.0", "Debian APT-HTTP/1.3 (2.6.1)", "Microsoft NCSI",
+    "Microsoft-CryptoAPI/10.0",
+    "Debian APT-HTTP/1.3 (2.6.1)",
+    "Microsoft NCSI",
     "Mozilla/5.0 (X11; Linux x86_64; rv:132.0) Gecko/20100101 Firefox/132.0",
 ]
+OLLAMA_UA = "ollama-python/0.4.4 (x86_64 linux) Python/3.12.7"
 GREASE = [0x0A0A + 0x1010 * i for i in range(16)]
 
 
@@ -105,13 +161,27 @@ def provider_of(host: str) -> str:
         return "aws"
     if "github" in host:
         return "github"
-    if any(k in host for k in ("openai", "chatgpt", "claude", "anthropic", "mistral",
-                               "deepseek", "jsdelivr", "cloudflare", "npmjs", "notion")):
+    if any(
+        k in host
+        for k in (
+            "openai",
+            "chatgpt",
+            "claude",
+            "anthropic",
+            "mistral",
+            "deepseek",
+            "jsdelivr",
+            "cloudflare",
+            "npmjs",
+            "notion",
+        )
+    ):
         return "cloudflare"
     return "other"
 
 
 # --------------------------------------------------------------------------- checksums
+
 
 def osum(b: bytes) -> int:
     """Ones-complement 16-bit sum of b, as a residue mod 0xFFFF."""
@@ -121,6 +191,7 @@ def osum(b: bytes) -> int:
 
 
 # --------------------------------------------------------------------------- packet store
+
 
 class Store:
     """All packets (bytes) plus their timestamps; sorted by time at the end."""
@@ -153,10 +224,19 @@ def ip4(s: str) -> bytes:
 class L3:
     """Per-direction precomputed Ethernet/IP header pieces and pseudo-header sums."""
 
-    __slots__ = ("eth", "v6", "src", "dst", "ip_const", "pseudo", "ttl", "proto", "ipid", "flow6")
+    __slots__ = ("dst", "eth", "flow6", "ip_const", "ipid", "proto", "pseudo", "src", "ttl", "v6")
 
-    def __init__(self, src_mac: bytes, dst_mac: bytes, src: bytes, dst: bytes,
-                 proto: int, ttl: int, ipid: int, flow6: int = 0) -> None:
+    def __init__(
+        self,
+        src_mac: bytes,
+        dst_mac: bytes,
+        src: bytes,
+        dst: bytes,
+        proto: int,
+        ttl: int,
+        ipid: int,
+        flow6: int = 0,
+    ) -> None:
         self.v6 = len(src) == 16
         self.eth = dst_mac + src_mac + (b"\x86\xdd" if self.v6 else b"\x08\x00")
         self.src, self.dst, self.proto, self.ttl, self.ipid = src, dst, proto, ttl, ipid
@@ -167,19 +247,27 @@ class L3:
 
     def ip_header(self, l4len: int) -> bytes:
         if self.v6:
-            return struct.pack("!IHBB", 0x60000000 | self.flow6, l4len, self.proto, self.ttl) \
-                + self.src + self.dst
+            return (
+                struct.pack("!IHBB", 0x60000000 | self.flow6, l4len, self.proto, self.ttl)
+                + self.src
+                + self.dst
+            )
         tot = 20 + l4len
         ipid = self.ipid = (self.ipid + 1) & 0xFFFF
         ck = 0xFFFF - (self.ip_const + tot + ipid) % 0xFFFF
-        return struct.pack("!HHHHBBH", 0x4500, tot, ipid, 0x4000, self.ttl, self.proto, ck) \
-            + self.src + self.dst
+        return (
+            struct.pack("!HHHHBBH", 0x4500, tot, ipid, 0x4000, self.ttl, self.proto, ck)
+            + self.src
+            + self.dst
+        )
 
     def udp(self, sport: int, dport: int, payload: bytes) -> bytes:
         ulen = 8 + len(payload)
         s = (self.pseudo + ulen + sport + dport + ulen + osum(payload)) % 0xFFFF
         ck = 0xFFFF - s  # never 0 (0xFFFF - s with s < 0xFFFF), as UDP requires
-        return self.eth + self.ip_header(ulen) + struct.pack("!HHHH", sport, dport, ulen, ck) + payload
+        return (
+            self.eth + self.ip_header(ulen) + struct.pack("!HHHH", sport, dport, ulen, ck) + payload
+        )
 
     def raw(self, l4: bytes) -> bytes:
         return self.eth + self.ip_header(len(l4)) + l4
@@ -188,8 +276,20 @@ class L3:
 class Tcp:
     """One TCP connection; send() builds a full frame with valid checksums."""
 
-    __slots__ = ("st", "c", "s", "cport", "sport", "cseq", "sseq", "cts", "sts", "t0",
-                 "cwin", "swin")
+    __slots__ = (
+        "c",
+        "cport",
+        "cseq",
+        "cts",
+        "cwin",
+        "s",
+        "sport",
+        "sseq",
+        "st",
+        "sts",
+        "swin",
+        "t0",
+    )
 
     def __init__(self, st: Store, c: L3, s: L3, cport: int, sport: int, rng: random.Random) -> None:
         self.st, self.c, self.s, self.cport, self.sport = st, c, s, cport, sport
@@ -201,14 +301,35 @@ class Tcp:
         self.swin = rng.choice((285, 1040, 83, 501))
         st.flows.add(("tcp", c.src, cport, s.src, sport))
 
-    def send(self, t: float, c2s: bool, flags: int, payload: bytes = b"",
-             psum: int = -1, opts: bytes | None = None) -> None:
+    def send(
+        self,
+        t: float,
+        c2s: bool,
+        flags: int,
+        payload: bytes = b"",
+        psum: int = -1,
+        opts: bytes | None = None,
+    ) -> None:
         ms = int(t * 1000)
         if c2s:
-            l3, sp, dp, seq, ack, win = self.c, self.cport, self.sport, self.cseq, self.sseq, self.cwin
+            l3, sp, dp, seq, ack, win = (
+                self.c,
+                self.cport,
+                self.sport,
+                self.cseq,
+                self.sseq,
+                self.cwin,
+            )
             tsval, tsecr = self.cts + ms, self.sts + ms
         else:
-            l3, sp, dp, seq, ack, win = self.s, self.sport, self.cport, self.sseq, self.cseq, self.swin
+            l3, sp, dp, seq, ack, win = (
+                self.s,
+                self.sport,
+                self.cport,
+                self.sseq,
+                self.cseq,
+                self.swin,
+            )
             tsval, tsecr = self.sts + ms, self.cts + ms
         if not flags & ACK:
             ack = 0
@@ -219,7 +340,9 @@ class Tcp:
         if psum < 0:
             psum = osum(payload)
         tl = hl + len(payload)
-        s = (l3.pseudo + tl + int.from_bytes(hdr, "big") + int.from_bytes(opts, "big") + psum) % 0xFFFF
+        s = (
+            l3.pseudo + tl + int.from_bytes(hdr, "big") + int.from_bytes(opts, "big") + psum
+        ) % 0xFFFF
         frame = l3.eth + l3.ip_header(tl) + hdr + struct.pack("!HH", 0xFFFF - s, 0) + opts + payload
         self.st.add(t, frame)
         n = len(payload) + (1 if flags & (SYN | FIN) else 0)
@@ -231,23 +354,39 @@ class Tcp:
 
 def syn_opts(tsval: int, wscale: int) -> bytes:
     # MSS 1460, SACK permitted, timestamps, NOP, window scale: the Linux layout (20 bytes)
-    return struct.pack("!BBHBBBBIIBBBB", 2, 4, 1460, 4, 2, 8, 10, tsval & 0xFFFFFFFF, 0,
-                       1, 3, 3, wscale)
+    return struct.pack(
+        "!BBHBBBBIIBBBB", 2, 4, 1460, 4, 2, 8, 10, tsval & 0xFFFFFFFF, 0, 1, 3, 3, wscale
+    )
 
 
 def synack_opts(tsval: int, tsecr: int) -> bytes:
-    return struct.pack("!BBHBBBBIIBBBB", 2, 4, 1400, 4, 2, 8, 10, tsval & 0xFFFFFFFF,
-                       tsecr & 0xFFFFFFFF, 1, 3, 3, 13)
+    return struct.pack(
+        "!BBHBBBBIIBBBB",
+        2,
+        4,
+        1400,
+        4,
+        2,
+        8,
+        10,
+        tsval & 0xFFFFFFFF,
+        tsecr & 0xFFFFFFFF,
+        1,
+        3,
+        3,
+        13,
+    )
 
 
 # --------------------------------------------------------------------------- TLS
+
 
 def ext(t: int, body: bytes) -> bytes:
     return struct.pack("!HH", t, len(body)) + body
 
 
 def vec16(items: list[int]) -> bytes:
-    return struct.pack("!H%dH" % len(items), 2 * len(items), *items)
+    return struct.pack(f"!H{len(items)}H", 2 * len(items), *items)
 
 
 def alpn(names: list[bytes]) -> bytes:
@@ -260,19 +399,81 @@ def sni_ext(host: str) -> bytes:
     return ext(0, struct.pack("!HBH", len(h) + 3, 0, len(h)) + h)
 
 
-CHROME_CIPHERS = [0x1301, 0x1302, 0x1303, 0xC02B, 0xC02F, 0xC02C, 0xC030, 0xCCA9, 0xCCA8,
-                  0xC013, 0xC014, 0x009C, 0x009D, 0x002F, 0x0035]
-FIREFOX_CIPHERS = [0x1301, 0x1303, 0x1302, 0xC02B, 0xC02F, 0xCCA9, 0xCCA8, 0xC02C, 0xC030,
-                   0xC00A, 0xC009, 0xC013, 0xC014, 0x009C, 0x009D, 0x002F, 0x0035]
-OPENSSL_CIPHERS = [0x1302, 0x1303, 0x1301, 0xC02C, 0xC030, 0x009F, 0xCCA9, 0xCCA8, 0xCCAA,
-                   0xC02B, 0xC02F, 0x009E, 0xC024, 0xC028, 0x006B, 0xC023, 0xC027, 0x0067,
-                   0xC00A, 0xC014, 0x0039, 0xC009, 0xC013, 0x0033, 0x009D, 0x009C, 0x003D,
-                   0x003C, 0x0035, 0x002F, 0x00FF]
+CHROME_CIPHERS = [
+    0x1301,
+    0x1302,
+    0x1303,
+    0xC02B,
+    0xC02F,
+    0xC02C,
+    0xC030,
+    0xCCA9,
+    0xCCA8,
+    0xC013,
+    0xC014,
+    0x009C,
+    0x009D,
+    0x002F,
+    0x0035,
+]
+FIREFOX_CIPHERS = [
+    0x1301,
+    0x1303,
+    0x1302,
+    0xC02B,
+    0xC02F,
+    0xCCA9,
+    0xCCA8,
+    0xC02C,
+    0xC030,
+    0xC00A,
+    0xC009,
+    0xC013,
+    0xC014,
+    0x009C,
+    0x009D,
+    0x002F,
+    0x0035,
+]
+OPENSSL_CIPHERS = [
+    0x1302,
+    0x1303,
+    0x1301,
+    0xC02C,
+    0xC030,
+    0x009F,
+    0xCCA9,
+    0xCCA8,
+    0xCCAA,
+    0xC02B,
+    0xC02F,
+    0x009E,
+    0xC024,
+    0xC028,
+    0x006B,
+    0xC023,
+    0xC027,
+    0x0067,
+    0xC00A,
+    0xC014,
+    0x0039,
+    0xC009,
+    0xC013,
+    0x0033,
+    0x009D,
+    0x009C,
+    0x003D,
+    0x003C,
+    0x0035,
+    0x002F,
+    0x00FF,
+]
 SIGALGS = [0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601]
 
 
-def client_hello_msg(rng: random.Random, host: str, profile: str, large: bool,
-                     quic_tp: bytes | None = None) -> bytes:
+def client_hello_msg(
+    rng: random.Random, host: str, profile: str, large: bool, quic_tp: bytes | None = None
+) -> bytes:
     """A handshake-layer ClientHello message (type 1 + 3-byte length + body)."""
     rb = rng.randbytes
     if profile == "chrome":
@@ -284,54 +485,98 @@ def client_hello_msg(rng: random.Random, host: str, profile: str, large: bool,
             ks += struct.pack("!HH", 0x11EC, 1216) + rb(1216)
         ks += struct.pack("!HH", 0x001D, 32) + rb(32)
         exts = [
-            sni_ext(host), ext(0x17, b""), ext(0xFF01, b"\0"), ext(0x0A, vec16(groups)),
-            ext(0x0B, b"\x01\x00"), ext(0x23, b""),
+            sni_ext(host),
+            ext(0x17, b""),
+            ext(0xFF01, b"\0"),
+            ext(0x0A, vec16(groups)),
+            ext(0x0B, b"\x01\x00"),
+            ext(0x23, b""),
             ext(0x10, alpn([b"h3"] if quic_tp is not None else [b"h2", b"http/1.1"])),
-            ext(0x05, b"\x01\x00\x00\x00\x00"), ext(0x0D, vec16(SIGALGS)), ext(0x12, b""),
-            ext(0x33, struct.pack("!H", len(ks)) + ks), ext(0x2D, b"\x01\x01"),
+            ext(0x05, b"\x01\x00\x00\x00\x00"),
+            ext(0x0D, vec16(SIGALGS)),
+            ext(0x12, b""),
+            ext(0x33, struct.pack("!H", len(ks)) + ks),
+            ext(0x2D, b"\x01\x01"),
             ext(0x2B, b"\x06" + struct.pack("!HHH", g3, 0x0304, 0x0303)),
-            ext(0x1B, b"\x02\x00\x02"), ext(0x44CD, b"\x00\x03\x02h2"),
-            ext(0xFE0D, b"\x00\x00\x01\x00\x01" + bytes([rng.randrange(256)]) + b"\x00\x20" + rb(32)
-                + struct.pack("!H", ech) + rb(ech)),
+            ext(0x1B, b"\x02\x00\x02"),
+            ext(0x44CD, b"\x00\x03\x02h2"),
+            ext(
+                0xFE0D,
+                b"\x00\x00\x01\x00\x01"
+                + bytes([rng.randrange(256)])
+                + b"\x00\x20"
+                + rb(32)
+                + struct.pack("!H", ech)
+                + rb(ech),
+            ),
         ]
         if quic_tp is not None:
             exts.append(ext(0x39, quic_tp))
         rng.shuffle(exts)  # Chrome permutes extension order
-        exts = [ext(g1, b"")] + exts + [ext(g4, b"\0")]
+        exts = [ext(g1, b""), *exts, ext(g4, b"\x00")]
         if quic_tp is None and rng.random() < 0.4:  # resumption: pre_shared_key goes last
             ident = rb(rng.choice((144, 176, 192)))
             ids = struct.pack("!H", len(ident)) + ident + rb(4)
             binders = b"\x20" + rb(32)
-            exts.append(ext(0x29, struct.pack("!H", len(ids)) + ids + struct.pack("!H", len(binders)) + binders))
-        ciphers = [rng.choice(GREASE)] + CHROME_CIPHERS
+            exts.append(
+                ext(
+                    0x29,
+                    struct.pack("!H", len(ids)) + ids + struct.pack("!H", len(binders)) + binders,
+                )
+            )
+        ciphers = [rng.choice(GREASE), *CHROME_CIPHERS]
     elif profile == "firefox":
-        ks = struct.pack("!HH", 0x001D, 32) + rb(32) + struct.pack("!HH", 0x0017, 65) + b"\x04" + rb(64)
+        ks = (
+            struct.pack("!HH", 0x001D, 32)
+            + rb(32)
+            + struct.pack("!HH", 0x0017, 65)
+            + b"\x04"
+            + rb(64)
+        )
         exts = [
-            sni_ext(host), ext(0x17, b""), ext(0xFF01, b"\0"),
+            sni_ext(host),
+            ext(0x17, b""),
+            ext(0xFF01, b"\0"),
             ext(0x0A, vec16([0x001D, 0x0017, 0x0018, 0x0019, 0x0100, 0x0101])),
-            ext(0x0B, b"\x01\x00"), ext(0x10, alpn([b"h2", b"http/1.1"])),
-            ext(0x05, b"\x01\x00\x00\x00\x00"), ext(0x22, vec16([0x0403, 0x0503, 0x0603, 0x0203])),
+            ext(0x0B, b"\x01\x00"),
+            ext(0x10, alpn([b"h2", b"http/1.1"])),
+            ext(0x05, b"\x01\x00\x00\x00\x00"),
+            ext(0x22, vec16([0x0403, 0x0503, 0x0603, 0x0203])),
             ext(0x33, struct.pack("!H", len(ks)) + ks),
             ext(0x2B, b"\x04" + struct.pack("!HH", 0x0304, 0x0303)),
-            ext(0x0D, vec16(SIGALGS + [0x0203, 0x0201])), ext(0x1C, b"\x40\x01"),
+            ext(0x0D, vec16([*SIGALGS, 515, 513])),
+            ext(0x1C, b"\x40\x01"),
             ext(0x1B, b"\x06\x00\x01\x00\x02\x00\x03"),
         ]
         ciphers = FIREFOX_CIPHERS
     else:  # python/openssl API client
         ks = struct.pack("!HH", 0x001D, 32) + rb(32)
         exts = [
-            sni_ext(host), ext(0x0B, b"\x03\x00\x01\x02"),
-            ext(0x0A, vec16([0x001D, 0x0017, 0x001E, 0x0019, 0x0018])), ext(0x23, b""),
-            ext(0x10, alpn([b"http/1.1"])), ext(0x16, b""), ext(0x17, b""),
-            ext(0x0D, vec16(SIGALGS + [0x0303, 0x0301, 0x0302, 0x0402, 0x0502, 0x0602])),
-            ext(0x2B, b"\x04" + struct.pack("!HH", 0x0304, 0x0303)), ext(0x2D, b"\x01\x01"),
+            sni_ext(host),
+            ext(0x0B, b"\x03\x00\x01\x02"),
+            ext(0x0A, vec16([0x001D, 0x0017, 0x001E, 0x0019, 0x0018])),
+            ext(0x23, b""),
+            ext(0x10, alpn([b"http/1.1"])),
+            ext(0x16, b""),
+            ext(0x17, b""),
+            ext(0x0D, vec16([*SIGALGS, 771, 769, 770, 1026, 1282, 1538])),
+            ext(0x2B, b"\x04" + struct.pack("!HH", 0x0304, 0x0303)),
+            ext(0x2D, b"\x01\x01"),
             ext(0x33, struct.pack("!H", len(ks)) + ks),
         ]
         ciphers = OPENSSL_CIPHERS
     ext_blob = b"".join(exts)
     sid = b"" if quic_tp is not None else rb(32)
-    body = (b"\x03\x03" + rb(32) + bytes([len(sid)]) + sid + vec16(ciphers) + b"\x01\x00"
-            + struct.pack("!H", len(ext_blob)) + ext_blob)
+    body = (
+        b"\x03\x03"
+        + rb(32)
+        + bytes([len(sid)])
+        + sid
+        + vec16(ciphers)
+        + b"\x01\x00"
+        + struct.pack("!H", len(ext_blob))
+        + ext_blob
+    )
     return b"\x01" + len(body).to_bytes(3, "big") + body
 
 
@@ -341,8 +586,15 @@ def record(ctype: int, body: bytes) -> bytes:
 
 def server_hello_msg(rng: random.Random) -> bytes:
     exts = ext(0x2B, b"\x03\x04") + ext(0x33, struct.pack("!HH", 0x001D, 32) + rng.randbytes(32))
-    body = (b"\x03\x03" + rng.randbytes(32) + b"\x20" + rng.randbytes(32) + b"\x13\x01\x00"
-            + struct.pack("!H", len(exts)) + exts)
+    body = (
+        b"\x03\x03"
+        + rng.randbytes(32)
+        + b"\x20"
+        + rng.randbytes(32)
+        + b"\x13\x01\x00"
+        + struct.pack("!H", len(exts))
+        + exts
+    )
     return b"\x02" + len(body).to_bytes(3, "big") + body
 
 
@@ -365,8 +617,11 @@ def _expand_label(secret: bytes, label: bytes, n: int) -> bytes:
 
 def quic_keys(dcid: bytes, server: bool) -> tuple[bytes, bytes, bytes]:
     sec = _expand_label(_hmac(QUIC_V1_SALT, dcid), b"server in" if server else b"client in", 32)
-    return (_expand_label(sec, b"quic key", 16), _expand_label(sec, b"quic iv", 12),
-            _expand_label(sec, b"quic hp", 16))
+    return (
+        _expand_label(sec, b"quic key", 16),
+        _expand_label(sec, b"quic iv", 12),
+        _expand_label(sec, b"quic hp", 16),
+    )
 
 
 def varint(v: int) -> bytes:
@@ -377,21 +632,30 @@ def varint(v: int) -> bytes:
     return struct.pack("!I", 0x80000000 | v)
 
 
-def quic_initial(odcid: bytes, dcid: bytes, scid: bytes, server: bool, pn: int, frames: bytes,
-                 min_len: int = 0) -> bytes:
+def quic_initial(
+    odcid: bytes, dcid: bytes, scid: bytes, server: bool, pn: int, frames: bytes, min_len: int = 0
+) -> bytes:
     key, iv, hp = quic_keys(odcid, server)
     pn_len = 2
     head_len = 1 + 4 + 1 + len(dcid) + 1 + len(scid) + 1 + 2 + pn_len
     if min_len:
         frames += b"\0" * max(0, min_len - (head_len + len(frames) + 16))  # PADDING frames
     length = pn_len + len(frames) + 16
-    hdr = (bytes([0xC0 | (pn_len - 1)]) + b"\x00\x00\x00\x01" + bytes([len(dcid)]) + dcid
-           + bytes([len(scid)]) + scid + b"\x00" + struct.pack("!H", 0x4000 | length)
-           + pn.to_bytes(pn_len, "big"))
+    hdr = (
+        bytes([0xC0 | (pn_len - 1)])
+        + b"\x00\x00\x00\x01"
+        + bytes([len(dcid)])
+        + dcid
+        + bytes([len(scid)])
+        + scid
+        + b"\x00"
+        + struct.pack("!H", 0x4000 | length)
+        + pn.to_bytes(pn_len, "big")
+    )
     nonce = (int.from_bytes(iv, "big") ^ pn).to_bytes(12, "big")
     ct = AESGCM(key).encrypt(nonce, frames, hdr)
     enc = Cipher(algorithms.AES(hp), modes.ECB()).encryptor()
-    mask = enc.update(ct[4 - pn_len:4 - pn_len + 16]) + enc.finalize()
+    mask = enc.update(ct[4 - pn_len : 4 - pn_len + 16]) + enc.finalize()
     h = bytearray(hdr)
     h[0] ^= mask[0] & 0x0F
     for i in range(pn_len):
@@ -402,24 +666,40 @@ def quic_initial(odcid: bytes, dcid: bytes, scid: bytes, server: bool, pn: int, 
 def quic_transport_params(rng: random.Random) -> bytes:
     def tp(i: int, v: bytes) -> bytes:
         return varint(i) + varint(len(v)) + v
-    return (tp(0x01, varint(30000)) + tp(0x04, varint(15728640)) + tp(0x05, varint(6291456))
-            + tp(0x06, varint(6291456)) + tp(0x07, varint(6291456)) + tp(0x08, varint(100))
-            + tp(0x09, varint(103)) + tp(0x0F, b"") + tp(0x20, varint(65536))
-            + tp(27 + 31 * rng.randrange(1, 64), rng.randbytes(rng.randrange(1, 16))))
+
+    return (
+        tp(0x01, varint(30000))
+        + tp(0x04, varint(15728640))
+        + tp(0x05, varint(6291456))
+        + tp(0x06, varint(6291456))
+        + tp(0x07, varint(6291456))
+        + tp(0x08, varint(100))
+        + tp(0x09, varint(103))
+        + tp(0x0F, b"")
+        + tp(0x20, varint(65536))
+        + tp(27 + 31 * rng.randrange(1, 64), rng.randbytes(rng.randrange(1, 16)))
+    )
 
 
 # --------------------------------------------------------------------------- DNS
+
 
 def dns_name(name: str) -> bytes:
     return b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
 
 
 def dns_query(txid: int, name: str, qtype: int) -> bytes:
-    return struct.pack("!HHHHHH", txid, 0x0100, 1, 0, 0, 1) + dns_name(name) + struct.pack("!HH", qtype, 1) \
-        + b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"  # EDNS0 OPT, 1232-byte UDP
+    return (
+        struct.pack("!HHHHHH", txid, 0x0100, 1, 0, 0, 1)
+        + dns_name(name)
+        + struct.pack("!HH", qtype, 1)
+        + b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"
+    )  # EDNS0 OPT, 1232-byte UDP
 
 
-def dns_response(txid: int, name: str, qtype: int, cnames: list[str], addrs: list[bytes], ttl: int) -> bytes:
+def dns_response(
+    txid: int, name: str, qtype: int, cnames: list[str], addrs: list[bytes], ttl: int
+) -> bytes:
     q = dns_name(name)
     msg = bytearray(struct.pack("!HHHHHH", txid, 0x8180, 1, len(cnames) + len(addrs), 0, 1))
     msg += q + struct.pack("!HH", qtype, 1)
@@ -436,6 +716,7 @@ def dns_response(txid: int, name: str, qtype: int, cnames: list[str], addrs: lis
 
 
 # --------------------------------------------------------------------------- the office
+
 
 @dataclass
 class Client:
@@ -468,9 +749,18 @@ class Gen:
         self.np_rng = np.random.default_rng(seed)
         self.st = Store()
         self.target = target
-        self.truth: dict[str, Counter[str]] = {k: Counter() for k in (
-            "tls_sni", "quic_sni", "dns_query_names", "http_hosts", "http_host_headers",
-            "dns_flow_names", "http_flow_hosts")}
+        self.truth: dict[str, Counter[str]] = {
+            k: Counter()
+            for k in (
+                "tls_sni",
+                "quic_sni",
+                "dns_query_names",
+                "http_hosts",
+                "http_host_headers",
+                "dns_flow_names",
+                "http_flow_hosts",
+            )
+        }
         self.n = Counter[str]()
         rng = self.rng
         self.clients: list[Client] = []
@@ -478,8 +768,12 @@ class Gen:
         ouis = ["3c:22:fb", "f8:ff:c2", "dc:a6:32", "00:50:56", "a4:83:e7", "8c:85:90", "d8:bb:c1"]
         for i in range(n_clients):
             ip = ip4(f"10.0.{1 + i // 200}.{10 + i % 200}")
-            m = mac(rng.choice(ouis) + ":%02x:%02x:%02x" % (i >> 8, i & 0xFF, rng.randrange(256)))
-            ip6 = ipaddress.IPv6Address(f"2001:db8:10:1::{0x100 + i:x}").packed if rng.random() < 0.3 else None
+            m = mac(rng.choice(ouis) + f":{i >> 8:02x}:{i & 0xFF:02x}:{rng.randrange(256):02x}")
+            ip6 = (
+                ipaddress.IPv6Address(f"2001:db8:10:1::{0x100 + i:x}").packed
+                if rng.random() < 0.3
+                else None
+            )
             prof = rng.choices(["chrome", "firefox", "openssl"], [0.65, 0.2, 0.15])[0]
             self.clients.append(Client(ip, m, ip6, rng.randrange(32768, 60000), prof))
         self.servers: dict[str, Server] = {}
@@ -492,7 +786,7 @@ class Gen:
         rec = struct.pack("!BHH", 23, 0x0303, REC_FULL - 5) + rec_body
         n_rec = self.max_segs * MSS // REC_FULL + 2
         self.stream = rec * n_rec
-        self.segs = [self.stream[i * MSS:(i + 1) * MSS] for i in range(self.max_segs)]
+        self.segs = [self.stream[i * MSS : (i + 1) * MSS] for i in range(self.max_segs)]
         self.seg_sums = [osum(s) for s in self.segs]
         self.rand_pool = self.np_rng.integers(0, 256, 1 << 20, dtype=np.uint8).tobytes()
 
@@ -508,14 +802,18 @@ class Gen:
             v6.append((ipaddress.IPv6Address(PROVIDER_V6[prov]) + rng.getrandbits(40)).packed)
         cnames = []
         if rng.random() < 0.35:
-            cdn = {"cloudflare": "cdn.cloudflare.net", "google": "l.google.com",
-                   "microsoft": "trafficmanager.net", "aws": "cloudfront.net"}.get(prov, "edgekey.net")
-            cnames.append(h.split(".")[0] + "-" + "%04x" % rng.getrandbits(16) + "." + cdn)
+            cdn = {
+                "cloudflare": "cdn.cloudflare.net",
+                "google": "l.google.com",
+                "microsoft": "trafficmanager.net",
+                "aws": "cloudfront.net",
+            }.get(prov, "edgekey.net")
+            cnames.append(h.split(".")[0] + "-" + f"{rng.getrandbits(16):04x}" + "." + cdn)
         return Server(h, v4, v6, cnames, rng.uniform(0.004, 0.09), rng.choice((60, 120, 300, 3600)))
 
     def rand(self, n: int) -> bytes:
         off = self.rng.randrange(0, len(self.rand_pool) - n)
-        return self.rand_pool[off:off + n]
+        return self.rand_pool[off : off + n]
 
     # ----------------------------------------------------------------- DNS
     def dns(self, t: float, cl: Client, name: str, v6: bool) -> float:
@@ -540,8 +838,14 @@ class Gen:
         tr = t + rng.uniform(0.0004, 0.03)
         for i, qt in enumerate(qtypes):
             addrs = srv.v4 if qt == 1 else srv.v6
-            self.st.add(tr + i * 0.00005, s.udp(53, sport, dns_response(
-                rng.getrandbits(16), name, qt, srv.cnames, addrs, srv.ttl)))
+            self.st.add(
+                tr + i * 0.00005,
+                s.udp(
+                    53,
+                    sport,
+                    dns_response(rng.getrandbits(16), name, qt, srv.cnames, addrs, srv.ttl),
+                ),
+            )
         self.n["dns_flows"] += 1
         self.truth["dns_flow_names"][name] += 1
         self.st.kind_pkts["dns"] += 2 * len(qtypes)
@@ -564,7 +868,9 @@ class Gen:
         else:
             sip = rng.choice(srv.v4)
             c = L3(cl.mac, GW_MAC, cl.ip, sip, 6, 64, rng.getrandbits(16))
-            s = L3(GW_MAC, cl.mac, sip, cl.ip, 6, rng.choice((52, 55, 57, 118)), rng.getrandbits(16))
+            s = L3(
+                GW_MAC, cl.mac, sip, cl.ip, 6, rng.choice((52, 55, 57, 118)), rng.getrandbits(16)
+            )
         conn = Tcp(st, c, s, cl.port(), 443, rng)
         rtt = srv.rtt * rng.uniform(0.9, 1.3)
         ms = int(t * 1000)
@@ -589,8 +895,11 @@ class Gen:
             conn.send(t, True, ACK | PSH, ch)
         # Server flight: ServerHello, CCS, encrypted EE/Certificate/CV/Finished
         t += rtt
-        flight = (record(22, server_hello_msg(rng)) + record(20, b"\x01")
-                  + record(23, self.rand(rng.randint(2400, 4800))))
+        flight = (
+            record(22, server_hello_msg(rng))
+            + record(20, b"\x01")
+            + record(23, self.rand(rng.randint(2400, 4800)))
+        )
         self._send_bytes(conn, t, False, flight, 0.00004)
         t += 0.0001 + 0.00004 * (len(flight) // MSS)
         conn.send(t, True, ACK)
@@ -609,8 +918,13 @@ class Gen:
         t = self._send_bytes(conn, t, True, up, up_dt, ack_every=2)
         # Server: two NewSessionTicket records (small), then the bulk response
         t += rtt
-        conn.send(t, False, ACK | PSH, record(23, self.rand(rng.randint(220, 280)))
-                  + record(23, self.rand(rng.randint(220, 280))))
+        conn.send(
+            t,
+            False,
+            ACK | PSH,
+            record(23, self.rand(rng.randint(220, 280)))
+            + record(23, self.rand(rng.randint(220, 280))),
+        )
         t += 0.00005
         nseg = min(self.max_segs, int(8 * rng.paretovariate(0.95)))
         dt = rng.uniform(0.00012, 0.0025)
@@ -626,9 +940,10 @@ class Gen:
         self.n["tls_flows"] += 1
         self.st.kind_pkts["tls"] += len(st.pkts) - n_before
 
-    def _send_bytes(self, conn: Tcp, t: float, c2s: bool, data: bytes, dt: float,
-                    ack_every: int = 0) -> float:
-        segs = [data[i:i + MSS] for i in range(0, len(data), MSS)]
+    def _send_bytes(
+        self, conn: Tcp, t: float, c2s: bool, data: bytes, dt: float, ack_every: int = 0
+    ) -> float:
+        segs = [data[i : i + MSS] for i in range(0, len(data), MSS)]
         for k, seg in enumerate(segs):
             conn.send(t, c2s, ACK | (PSH if k == len(segs) - 1 else 0), seg)
             if ack_every and k % ack_every == ack_every - 1:
@@ -651,7 +966,7 @@ class Gen:
             if k & 1:
                 send(t + 0.00003, True, ACK)
             t += dt
-        rest = self.stream[k_full * MSS:full] + record(23, self.rand(tail_body))
+        rest = self.stream[k_full * MSS : full] + record(23, self.rand(tail_body))
         return self._send_bytes(conn, t, False, rest, dt, ack_every=2) + 0.00003
 
     # ----------------------------------------------------------------- HTTP
@@ -679,25 +994,54 @@ class Gen:
             t += 0.0003
             if ollama:
                 if rng.random() < 0.4:
-                    req = (f"GET /api/tags HTTP/1.1\r\nHost: {host_hdr}\r\nUser-Agent: ollama-python/0.4.4 "
-                           "(x86_64 linux) Python/3.12.7\r\nAccept: application/json\r\n\r\n").encode()
-                    body = b'{"models":[{"name":"llama3.1:8b","model":"llama3.1:8b","size":4920753328}]}'
+                    req = (
+                        f"GET /api/tags HTTP/1.1\r\nHost: {host_hdr}\r\n"
+                        f"User-Agent: {OLLAMA_UA}\r\nAccept: application/json\r\n\r\n"
+                    ).encode()
+                    body = (
+                        b'{"models":[{"name":"llama3.1:8b","model":"llama3.1:8b",'
+                        b'"size":4920753328}]}'
+                    )
                 else:
-                    msg = (b'{"model":"llama3.1:8b","messages":[{"role":"user","content":"Summarise the '
-                           b'attached quarterly report in three bullet points."}],"stream":false}')
-                    req = (f"POST /api/chat HTTP/1.1\r\nHost: {host_hdr}\r\nUser-Agent: ollama-python/0.4.4 "
-                           "(x86_64 linux) Python/3.12.7\r\nContent-Type: application/json\r\n"
-                           f"Accept: application/json\r\nContent-Length: {len(msg)}\r\n\r\n").encode() + msg
-                    body = (b'{"model":"llama3.1:8b","created_at":"2024-11-26T05:46:40Z","message":{"role":'
-                            b'"assistant","content":"' + b"x" * rng.randint(200, 2400) + b'"},"done":true}')
+                    msg = (
+                        b'{"model":"llama3.1:8b","messages":[{"role":"user",'
+                        b'"content":"Summarise the attached quarterly report in three '
+                        b'bullet points."}],"stream":false}'
+                    )
+                    req = (
+                        f"POST /api/chat HTTP/1.1\r\nHost: {host_hdr}\r\n"
+                        f"User-Agent: {OLLAMA_UA}\r\nContent-Type: application/json\r\n"
+                        f"Accept: application/json\r\nContent-Length: {len(msg)}\r\n\r\n"
+                    ).encode() + msg
+                    body = (
+                        b'{"model":"llama3.1:8b","created_at":"2024-11-26T05:46:40Z","message":{"role":'
+                        b'"assistant","content":"'
+                        + b"x" * rng.randint(200, 2400)
+                        + b'"},"done":true}'
+                    )
                 ctype = "application/json; charset=utf-8"
             else:
-                path = rng.choice(["/generate_204", "/", "/MFEwTzBNMEswSTAJBgUrDgMCGgUABBQ",
-                                   "/msdownload/update/v3/static/trustedr/en/authrootstl.cab",
-                                   "/debian/dists/bookworm/InRelease", "/success.txt", "/connecttest.txt"])
-                req = (f"GET {path} HTTP/1.1\r\nHost: {host_hdr}\r\nUser-Agent: {rng.choice(USER_AGENTS)}\r\n"
-                       "Accept: */*\r\nConnection: keep-alive\r\n\r\n").encode()
-                blen = rng.randint(0, 900) if rng.random() < 0.85 else min(3_000_000, int(4000 * rng.paretovariate(0.9)))
+                path = rng.choice(
+                    [
+                        "/generate_204",
+                        "/",
+                        "/MFEwTzBNMEswSTAJBgUrDgMCGgUABBQ",
+                        "/msdownload/update/v3/static/trustedr/en/authrootstl.cab",
+                        "/debian/dists/bookworm/InRelease",
+                        "/success.txt",
+                        "/connecttest.txt",
+                    ]
+                )
+                req = (
+                    f"GET {path} HTTP/1.1\r\nHost: {host_hdr}\r\n"
+                    f"User-Agent: {rng.choice(USER_AGENTS)}\r\n"
+                    "Accept: */*\r\nConnection: keep-alive\r\n\r\n"
+                ).encode()
+                blen = (
+                    rng.randint(0, 900)
+                    if rng.random() < 0.85
+                    else min(3_000_000, int(4000 * rng.paretovariate(0.9)))
+                )
                 body = self.stream[:blen]
                 ctype = "application/octet-stream"
             self.truth["http_hosts"][host_hdr.split(":")[0].lower()] += 1
@@ -705,8 +1049,10 @@ class Gen:
             self.n["http_requests"] += 1
             conn.send(t, True, ACK | PSH, req)
             t += rtt
-            resp = (f"HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-                    "Date: Tue, 26 Nov 2024 05:46:40 GMT\r\n\r\n").encode() + body
+            resp = (
+                f"HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+                "Date: Tue, 26 Nov 2024 05:46:40 GMT\r\n\r\n"
+            ).encode() + body
             t = self._send_bytes(conn, t, False, resp, rng.uniform(0.00012, 0.001), ack_every=2)
             conn.send(t, True, ACK)
         t += rng.uniform(0.01, 2.0)
@@ -732,7 +1078,9 @@ class Gen:
         odcid, scid_s = rng.randbytes(8), rng.randbytes(8)
         ch = client_hello_msg(rng, host, "chrome", False, quic_tp=quic_transport_params(rng))
         frames = b"\x06" + varint(0) + varint(len(ch)) + ch
-        st.add(t, c.udp(cport, 443, quic_initial(odcid, odcid, b"", False, 1, frames, min_len=1250)))
+        st.add(
+            t, c.udp(cport, 443, quic_initial(odcid, odcid, b"", False, 1, frames, min_len=1250))
+        )
         self.truth["quic_sni"][host] += 1
         self.n["quic_client_hellos"] += 1
         t += srv.rtt
@@ -740,22 +1088,64 @@ class Gen:
         sframes = b"\x02\x01\x00\x00\x00" + b"\x06" + varint(0) + varint(len(sh)) + sh
         sinit = quic_initial(odcid, b"", scid_s, True, 0, sframes)
         hs_len = 1200 - len(sinit) - 16
-        hs = (bytes([0xE1]) + b"\x00\x00\x00\x01\x00\x08" + scid_s + struct.pack("!H", 0x4000 | hs_len)
-              + self.rand(hs_len))
+        hs = (
+            bytes([0xE1])
+            + b"\x00\x00\x00\x01\x00\x08"
+            + scid_s
+            + struct.pack("!H", 0x4000 | hs_len)
+            + self.rand(hs_len)
+        )
         st.add(t, s.udp(443, cport, sinit + hs))
-        st.add(t + 0.0001, s.udp(443, cport, bytes([0xE1]) + b"\x00\x00\x00\x01\x00\x08" + scid_s
-                                 + struct.pack("!H", 0x4000 | 1000) + self.rand(1000)))
+        st.add(
+            t + 0.0001,
+            s.udp(
+                443,
+                cport,
+                bytes([0xE1])
+                + b"\x00\x00\x00\x01\x00\x08"
+                + scid_s
+                + struct.pack("!H", 0x4000 | 1000)
+                + self.rand(1000),
+            ),
+        )
         t += 0.003
-        st.add(t, c.udp(cport, 443, bytes([0xE1]) + b"\x00\x00\x00\x01\x08" + scid_s + b"\x00"
-                        + struct.pack("!H", 0x4000 | 80) + self.rand(80)))
-        st.add(t + 0.00002, c.udp(cport, 443, bytes([0x40 | rng.getrandbits(5)]) + scid_s + self.rand(rng.randint(40, 900))))
+        st.add(
+            t,
+            c.udp(
+                cport,
+                443,
+                bytes([0xE1])
+                + b"\x00\x00\x00\x01\x08"
+                + scid_s
+                + b"\x00"
+                + struct.pack("!H", 0x4000 | 80)
+                + self.rand(80),
+            ),
+        )
+        st.add(
+            t + 0.00002,
+            c.udp(
+                cport,
+                443,
+                bytes([0x40 | rng.getrandbits(5)]) + scid_s + self.rand(rng.randint(40, 900)),
+            ),
+        )
         t += srv.rtt
         n = min(5000, int(6 * rng.paretovariate(0.95)))
         dt = rng.uniform(0.00012, 0.002)
         for k in range(n):
             st.add(t, s.udp(443, cport, bytes([0x40 | rng.getrandbits(5)]) + self.rand(1251)))
             if k % 3 == 2:
-                st.add(t + 0.00003, c.udp(cport, 443, bytes([0x40 | rng.getrandbits(5)]) + scid_s + self.rand(rng.randint(24, 40))))
+                st.add(
+                    t + 0.00003,
+                    c.udp(
+                        cport,
+                        443,
+                        bytes([0x40 | rng.getrandbits(5)])
+                        + scid_s
+                        + self.rand(rng.randint(24, 40)),
+                    ),
+                )
             t += dt
         self.n["quic_flows"] += 1
         st.kind_pkts["quic"] += len(st.pkts) - n_before
@@ -771,15 +1161,34 @@ class Gen:
         self.st.flows.add(("udp", srv_ip, 67, yi, 68))
 
         def bootp(op: int, yiaddr: bytes, opts: bytes) -> bytes:
-            return (struct.pack("!BBBBIHH", op, 1, 6, 0, xid, 0, 0x8000) + b"\0" * 4 + yiaddr + b"\0" * 8
-                    + cl.mac + b"\0" * 10 + b"\0" * 192 + b"\x63\x82\x53\x63" + opts + b"\xff")
+            return (
+                struct.pack("!BBBBIHH", op, 1, 6, 0, xid, 0, 0x8000)
+                + b"\0" * 4
+                + yiaddr
+                + b"\0" * 8
+                + cl.mac
+                + b"\0" * 10
+                + b"\0" * 192
+                + b"\x63\x82\x53\x63"
+                + opts
+                + b"\xff"
+            )
+
         hn = bytes([12, len(hostname)]) + hostname.encode()
         prl = b"\x37\x07\x01\x03\x06\x0f\x1f\x21\x79"
-        lease = b"\x36\x04" + srv_ip + b"\x33\x04\x00\x01\x51\x80\x01\x04\xff\xff\x00\x00\x03\x04" + srv_ip \
-            + b"\x06\x04" + ip4("10.0.0.53")
+        lease = (
+            b"\x36\x04"
+            + srv_ip
+            + b"\x33\x04\x00\x01\x51\x80\x01\x04\xff\xff\x00\x00\x03\x04"
+            + srv_ip
+            + b"\x06\x04"
+            + ip4("10.0.0.53")
+        )
         self.st.add(t, c.udp(68, 67, bootp(1, b"\0" * 4, b"\x35\x01\x01" + hn + prl)))
         self.st.add(t + 0.002, s.udp(67, 68, bootp(2, yi, b"\x35\x01\x02" + lease)))
-        self.st.add(t + 0.004, c.udp(68, 67, bootp(1, b"\0" * 4, b"\x35\x01\x03\x32\x04" + yi + hn + prl)))
+        self.st.add(
+            t + 0.004, c.udp(68, 67, bootp(1, b"\0" * 4, b"\x35\x01\x03\x32\x04" + yi + hn + prl))
+        )
         self.st.add(t + 0.006, s.udp(67, 68, bootp(2, yi, b"\x35\x01\x05" + lease)))
         self.st.kind_pkts["dhcp"] += 4
 
@@ -787,9 +1196,21 @@ class Gen:
         rng, st = self.rng, self.st
         r = rng.random()
         if r < 0.4:  # ARP who-has from the gateway, and the reply
-            arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + GW_MAC + ip4("10.0.0.1") + b"\0" * 6 + cl.ip
+            arp = (
+                struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)
+                + GW_MAC
+                + ip4("10.0.0.1")
+                + b"\0" * 6
+                + cl.ip
+            )
             st.add(t, BCAST + GW_MAC + b"\x08\x06" + arp + b"\0" * 18)
-            rep = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 2) + cl.mac + cl.ip + GW_MAC + ip4("10.0.0.1")
+            rep = (
+                struct.pack("!HHBBH", 1, 0x0800, 6, 4, 2)
+                + cl.mac
+                + cl.ip
+                + GW_MAC
+                + ip4("10.0.0.1")
+            )
             st.add(t + 0.0003, GW_MAC + cl.mac + b"\x08\x06" + rep + b"\0" * 18)
             st.kind_pkts["arp"] += 2
         elif r < 0.7:  # ping
@@ -817,8 +1238,16 @@ class Gen:
     # ----------------------------------------------------------------- driver
     def run(self) -> None:
         rng = self.rng
-        names = ["LAPTOP-7F3K2QD", "MacBook-Pro-de-Ana", "raspberrypi", "DESKTOP-J8H2L0P",
-                 "iPhone", "gpu-box-01", "LAPTOP-ELIAS", "meeting-room-3"]
+        names = [
+            "LAPTOP-7F3K2QD",
+            "MacBook-Pro-de-Ana",
+            "raspberrypi",
+            "DESKTOP-J8H2L0P",
+            "iPhone",
+            "gpu-box-01",
+            "LAPTOP-ELIAS",
+            "meeting-room-3",
+        ]
         for i, hn in enumerate(names):
             self.dhcp(rng.uniform(0, DURATION_S), self.clients[i * 7], hn)
         hosts_ai = AI_HOSTS
@@ -828,8 +1257,11 @@ class Gen:
             cl = rng.choice(self.clients)
             r = rng.random()
             if r < 0.62:
-                host = (rng.choices(hosts_ai, AI_WEIGHTS)[0] if rng.random() < 0.18
-                        else rng.choices(OTHER_HOSTS, other_w)[0])
+                host = (
+                    rng.choices(hosts_ai, AI_WEIGHTS)[0]
+                    if rng.random() < 0.18
+                    else rng.choices(OTHER_HOSTS, other_w)[0]
+                )
                 self.tls_flow(t, cl, host)
             elif r < 0.72:
                 self.http_flow(t, cl, rng.choice(HTTP_HOSTS))
@@ -855,7 +1287,7 @@ class Gen:
         with open(path, "wb", buffering=1 << 24) as f:
             f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
             chunk: list[bytes] = []
-            for i, tv in zip(order.tolist(), ts[order].tolist()):
+            for i, tv in zip(order.tolist(), ts[order].tolist(), strict=False):
                 p = pkts[i]
                 n = len(p)
                 wire += n
@@ -885,8 +1317,11 @@ class Gen:
                 "tcp": sum(1 for f in st.flows if f[0] == "tcp"),
                 "udp": sum(1 for f in st.flows if f[0] == "udp"),
                 "icmp": sum(1 for f in st.flows if f[0] == "icmp"),
-                "tls": self.n["tls_flows"], "tls_ipv6": self.n["tls_flows_ipv6"],
-                "quic": self.n["quic_flows"], "http": self.n["http_flows"], "dns": self.n["dns_flows"],
+                "tls": self.n["tls_flows"],
+                "tls_ipv6": self.n["tls_flows_ipv6"],
+                "quic": self.n["quic_flows"],
+                "http": self.n["http_flows"],
+                "dns": self.n["dns_flows"],
             },
             "packets_by_kind": dict(st.kind_pkts),
             "tls_handshake_packet_share": round(hs / len(pkts), 4),
@@ -917,11 +1352,13 @@ def main(argv: list[str] | None = None) -> int:
     t2 = time.perf_counter()
     with open(a.out + ".truth.json", "w") as f:
         json.dump(truth, f, indent=1)
-    print(f"{a.out}: {truth['packets']} packets, {truth['file_bytes'] / 1e6:.1f} MB, "
-          f"{truth['tls_client_hellos']} ClientHellos ({truth['tls_split_client_hellos']} split), "
-          f"{truth['quic_client_hellos']} QUIC Initials, {truth['dns_queries']} DNS queries, "
-          f"{truth['http_requests']} HTTP requests; build {t1 - t0:.1f}s write {t2 - t1:.1f}s",
-          file=sys.stderr)
+    print(
+        f"{a.out}: {truth['packets']} packets, {os.path.getsize(a.out) / 1e6:.1f} MB, "
+        f"{truth['tls_client_hellos']} ClientHellos ({truth['tls_split_client_hellos']} split), "
+        f"{truth['quic_client_hellos']} QUIC Initials, {truth['dns_queries']} DNS queries, "
+        f"{truth['http_requests']} HTTP requests; build {t1 - t0:.1f}s write {t2 - t1:.1f}s",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -62,8 +62,10 @@ def build_initial(dcid: bytes, pn: int = 0) -> bytes:
 
 
 def rate(label: str, packets: list[bytes], seconds: float, fn: Callable[[bytes], None]) -> float:
+    # CPU time of this process is the figure: the wall clock also counts time other
+    # processes held the core (shared CI machines).
     done = 0
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), time.process_time()
     deadline = start + seconds
     while True:
         for p in packets:
@@ -71,9 +73,13 @@ def rate(label: str, packets: list[bytes], seconds: float, fn: Callable[[bytes],
         done += len(packets)
         if time.perf_counter() >= deadline:
             break
-    per_s = done / (time.perf_counter() - start)
-    print(f"{label:5s} {per_s:10,.0f} Initial packets/s  ({done:,} packets)")
-    return per_s
+    per_cpu_s = done / (time.process_time() - cpu0)
+    per_wall_s = done / (time.perf_counter() - start)
+    print(
+        f"{label:5s} {per_cpu_s:10,.0f} Initial packets/s per CPU-second"
+        f"  (wall {per_wall_s:,.0f}/s, {done:,} packets)"
+    )
+    return per_cpu_s
 
 
 def main() -> int:

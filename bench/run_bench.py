@@ -32,9 +32,9 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 PEERS = HERE / "peers"
@@ -43,9 +43,18 @@ ALL_TOOLS = ("shadowai", "tshark", "nfstream", "dpkt")
 
 # What each category is compared against in the truth file.  Flow exporters
 # (nfstream) report one name per flow, so they get the per-flow views.
-TRUTH_KEYS = {"sni": "tls_sni", "quic_sni": "quic_sni", "dns": "dns_query_names", "http": "http_hosts"}
-TRUTH_KEYS_PER_FLOW = {"sni": "tls_sni", "quic_sni": "quic_sni", "dns": "dns_flow_names",
-                       "http": "http_flow_hosts"}
+TRUTH_KEYS = {
+    "sni": "tls_sni",
+    "quic_sni": "quic_sni",
+    "dns": "dns_query_names",
+    "http": "http_hosts",
+}
+TRUTH_KEYS_PER_FLOW = {
+    "sni": "tls_sni",
+    "quic_sni": "quic_sni",
+    "dns": "dns_flow_names",
+    "http": "http_flow_hosts",
+}
 
 
 @dataclass
@@ -78,6 +87,7 @@ class Result:
 
 # --------------------------------------------------------------------------- measuring
 
+
 def _status(pid: int) -> dict[str, int]:
     out: dict[str, int] = {}
     try:
@@ -102,7 +112,7 @@ def _tree(root: int) -> list[int]:
                 st = f.read()
         except OSError:
             continue
-        ppid = int(st[st.rindex(")") + 2:].split()[1])
+        ppid = int(st[st.rindex(")") + 2 :].split()[1])
         children.setdefault(ppid, []).append(int(d))
     out, todo = [], [root]
     while todo:
@@ -123,7 +133,7 @@ class Measured:
 
 def measure(cmd: list[str], stdout_path: Path, stderr_path: Path, cpu: int | None) -> Measured:
     if cpu is not None and shutil.which("taskset"):
-        cmd = ["taskset", "-c", str(cpu)] + cmd
+        cmd = ["taskset", "-c", str(cpu), *cmd]
     peak_rss = peak_own = 0
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
         t0 = time.perf_counter()
@@ -151,6 +161,7 @@ def measure(cmd: list[str], stdout_path: Path, stderr_path: Path, cpu: int | Non
 
 # --------------------------------------------------------------------------- the tools
 
+
 def shadowai_bin() -> str | None:
     cand = Path(sys.executable).parent / "shadowai"
     if cand.exists():
@@ -161,7 +172,12 @@ def shadowai_bin() -> str | None:
 def count_shadowai_observations(obs_path: Path) -> Extracted:
     """Count names in shadowai's observations JSONL (the one place to adapt to its format)."""
     ex = Extracted(sni=Counter(), quic_sni=Counter(), dns=Counter(), http=Counter())
-    assert ex.sni is not None and ex.quic_sni is not None and ex.dns is not None and ex.http is not None
+    assert (
+        ex.sni is not None
+        and ex.quic_sni is not None
+        and ex.dns is not None
+        and ex.http is not None
+    )
     kinds: Counter[str] = Counter()
     with open(obs_path) as f:
         for line in f:
@@ -177,7 +193,11 @@ def count_shadowai_observations(obs_path: Path) -> Extracted:
                     quic = kind.startswith("quic") or o.get("transport") == "udp"
                     (ex.quic_sni if quic else ex.sni)[name] += 1
             elif kind == "dns" and not p.get("is_response", False):
-                names = [p["query"]] if p.get("query") else [q.get("name", "") for q in p.get("questions", ())]
+                names = (
+                    [p["query"]]
+                    if p.get("query")
+                    else [q.get("name", "") for q in p.get("questions", ())]
+                )
                 for n in names:
                     if n:
                         ex.dns[n.lower().rstrip(".")] += 1
@@ -191,7 +211,12 @@ def count_shadowai_observations(obs_path: Path) -> Extracted:
 
 def parse_tshark(out: Path) -> Extracted:
     ex = Extracted(sni=Counter(), quic_sni=Counter(), dns=Counter(), http=Counter())
-    assert ex.sni is not None and ex.quic_sni is not None and ex.dns is not None and ex.http is not None
+    assert (
+        ex.sni is not None
+        and ex.quic_sni is not None
+        and ex.dns is not None
+        and ex.http is not None
+    )
     with open(out, encoding="utf-8", errors="replace") as f:
         for line in f:
             cols = line.rstrip("\n").split("\t")
@@ -216,6 +241,7 @@ def parse_peer_json(out: Path) -> Extracted:
 
     def c(k: str) -> Counter[str] | None:
         return None if d.get(k) is None else Counter(d[k])
+
     extra = {k: v for k, v in d.items() if k not in ("sni", "quic_sni", "dns", "http")}
     return Extracted(c("sni"), c("quic_sni"), c("dns"), c("http"), bool(d.get("per_flow")), extra)
 
@@ -230,39 +256,81 @@ def tools() -> dict[str, Tool]:
         b = shadowai_bin()
         if b is None:
             return None
-        return [b, "hunt", str(cap), "--observations", str(work / "obs.jsonl"),
-                "--output", str(work / "findings.jsonl")]
+        return [
+            b,
+            "hunt",
+            str(cap),
+            "--observations",
+            str(work / "obs.jsonl"),
+            "--output",
+            str(work / "findings.jsonl"),
+        ]
 
     def tshark_cmd(cap: Path, work: Path) -> list[str] | None:
         if not shutil.which("tshark"):
             return None
-        return ["tshark", "-n", "-r", str(cap),
-                "-o", "tcp.desegment_tcp_streams:TRUE", "-d", "tcp.port==11434,http",
-                "-Y", "tls.handshake.type==1 || (dns.flags.response==0 && !icmp && !icmpv6) || http.request",
-                "-T", "fields", "-E", "separator=/t",
-                "-e", "tls.handshake.extensions_server_name", "-e", "dns.qry.name",
-                "-e", "http.host", "-e", "udp.srcport"]
+        return [
+            "tshark",
+            "-n",
+            "-r",
+            str(cap),
+            "-o",
+            "tcp.desegment_tcp_streams:TRUE",
+            "-d",
+            "tcp.port==11434,http",
+            "-Y",
+            "tls.handshake.type==1 || (dns.flags.response==0 && !icmp && !icmpv6) || http.request",
+            "-T",
+            "fields",
+            "-E",
+            "separator=/t",
+            "-e",
+            "tls.handshake.extensions_server_name",
+            "-e",
+            "dns.qry.name",
+            "-e",
+            "http.host",
+            "-e",
+            "udp.srcport",
+        ]
 
     def peer(script: str, module: str) -> Callable[[Path, Path], list[str] | None]:
         def cmd(cap: Path, work: Path) -> list[str] | None:
             probe = subprocess.run([py, "-c", f"import {module}"], capture_output=True)
             return [py, str(PEERS / script), str(cap)] if probe.returncode == 0 else None
+
         return cmd
 
     return {
-        "shadowai": (shadowai_cmd, lambda out, work: count_shadowai_observations(work / "obs.jsonl"),
-                     "shadowai hunt (observations JSONL)"),
-        "tshark": (tshark_cmd, lambda out, work: parse_tshark(out), "tshark -T fields, TCP desegmentation on"),
-        "nfstream": (peer("nfstream_extract.py", "nfstream"), lambda out, work: parse_peer_json(out),
-                     "nfstream (nDPI), per-flow names, n_meters=1"),
-        "dpkt": (peer("dpkt_extract.py", "dpkt"), lambda out, work: parse_peer_json(out),
-                 "dpkt loop, per-flow ClientHello reassembly, no QUIC"),
+        "shadowai": (
+            shadowai_cmd,
+            lambda out, work: count_shadowai_observations(work / "obs.jsonl"),
+            "shadowai hunt (observations JSONL)",
+        ),
+        "tshark": (
+            tshark_cmd,
+            lambda out, work: parse_tshark(out),
+            "tshark -T fields, TCP desegmentation on",
+        ),
+        "nfstream": (
+            peer("nfstream_extract.py", "nfstream"),
+            lambda out, work: parse_peer_json(out),
+            "nfstream (nDPI), per-flow names, n_meters=1",
+        ),
+        "dpkt": (
+            peer("dpkt_extract.py", "dpkt"),
+            lambda out, work: parse_peer_json(out),
+            "dpkt loop, per-flow ClientHello reassembly, no QUIC",
+        ),
     }
 
 
 # --------------------------------------------------------------------------- comparing
 
-def compare(ex: Extracted, truth: dict[str, object] | None) -> tuple[dict[str, int | None], dict[str, str]]:
+
+def compare(
+    ex: Extracted, truth: dict[str, object] | None
+) -> tuple[dict[str, int | None], dict[str, str]]:
     counts: dict[str, int | None] = {}
     match: dict[str, str] = {}
     keys = TRUTH_KEYS_PER_FLOW if ex.per_flow else TRUTH_KEYS
@@ -274,7 +342,7 @@ def compare(ex: Extracted, truth: dict[str, object] | None) -> tuple[dict[str, i
         elif truth is None or tkey not in truth:
             match[cat] = "?"
         else:
-            want = Counter(truth[tkey])  # type: ignore[arg-type]
+            want = Counter(truth[tkey])  # type: ignore[call-overload]
             if got == want:
                 match[cat] = "yes"
             elif sum(got.values()) == sum(want.values()):
@@ -303,29 +371,78 @@ def pcap_wire_stats(path: Path) -> tuple[int, int]:
 
 
 def fmt_table(results: list[Result], truth: dict[str, object] | None) -> str:
-    head = ["tool", "wall s", "pkts/s", "Gbit/s", "peak RSS MB", "own MB", "SNI", "QUIC SNI",
-            "DNS", "HTTP", "match"]
+    head = [
+        "tool",
+        "wall s",
+        "cpu s",
+        "pkts/s",
+        "pkts/cpu-s",
+        "Gbit/s",
+        "peak RSS MB",
+        "own MB",
+        "SNI",
+        "QUIC SNI",
+        "DNS",
+        "HTTP",
+        "match",
+    ]
     rows = []
     if truth:
-        rows.append(["truth", "", "", "", "", "", str(truth.get("tls_client_hellos", "")),
-                     str(truth.get("quic_client_hellos", "")), str(truth.get("dns_queries", "")),
-                     str(truth.get("http_requests", "")), ""])
+        rows.append(
+            [
+                "truth",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                str(truth.get("tls_client_hellos", "")),
+                str(truth.get("quic_client_hellos", "")),
+                str(truth.get("dns_queries", "")),
+                str(truth.get("http_requests", "")),
+                "",
+            ]
+        )
+
+    def cnt(r: Result, k: str) -> str:
+        v = r.counts.get(k)
+        return "n/a" if v is None else str(v)
+
     for r in results:
         if r.status != "ok":
-            rows.append([r.tool] + [""] * 9 + [r.status])
+            rows.append([r.tool] + [""] * 11 + [r.status])
             continue
 
-        def cnt(k: str) -> str:
-            v = r.counts.get(k)
-            return "n/a" if v is None else str(v)
         bad = [f"{k}:{v}" for k, v in r.match.items() if v not in ("yes", "n/a")]
-        rows.append([r.tool, f"{r.wall_s:.1f}", f"{r.packets_per_s:,.0f}", f"{r.gbit_per_s:.3f}",
-                     f"{r.peak_rss_mb:.0f}", f"{r.own_mb:.0f}", cnt("sni"), cnt("quic_sni"), cnt("dns"),
-                     cnt("http"), "yes" if not bad else "no: " + ", ".join(bad)])
-    widths = [max(len(x[i]) for x in [head] + rows) for i in range(len(head))]
-    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
+        pcpu = f"{r.packets_per_s * r.wall_s / r.cpu_s:,.0f}" if r.cpu_s else ""
+        rows.append(
+            [
+                r.tool,
+                f"{r.wall_s:.1f}",
+                f"{r.cpu_s:.1f}",
+                f"{r.packets_per_s:,.0f}",
+                pcpu,
+                f"{r.gbit_per_s:.3f}",
+                f"{r.peak_rss_mb:.0f}",
+                f"{r.own_mb:.0f}",
+                cnt(r, "sni"),
+                cnt(r, "quic_sni"),
+                cnt(r, "dns"),
+                cnt(r, "http"),
+                "yes" if not bad else "no: " + ", ".join(bad),
+            ]
+        )
+    widths = [max(len(x[i]) for x in [head, *rows]) for i in range(len(head))]
+    lines = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=False)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    lines += [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + " |"
+        for row in rows
+    ]
     return "\n".join(lines)
 
 
@@ -336,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write all results here")
     ap.add_argument("--cpu", type=int, default=0, help="core to pin each tool to (taskset -c)")
     ap.add_argument("--keep", type=Path, help="keep tool outputs in this directory")
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="runs per tool; the fastest (wall) is kept"
+    )
     a = ap.parse_args(argv)
     cap: Path = a.capture.resolve()
     truth_path = Path(str(cap) + ".truth.json")
@@ -352,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
     base.mkdir(parents=True, exist_ok=True)
     table = tools()
     results: list[Result] = []
+    load0 = f"{os.getloadavg()[0]:.2f}"
     for name in [t.strip() for t in a.tools.split(",") if t.strip()]:
         if name not in table:
             ap.error(f"unknown tool {name!r}; known: {', '.join(table)}")
@@ -365,9 +486,22 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"{name}: {' '.join(cmd)}", file=sys.stderr)
         m = measure(cmd, work / "stdout", work / "stderr", a.cpu)
-        r = Result(name, "ok" if m.rc == 0 else f"failed (rc={m.rc})", m.wall_s, m.cpu_s,
-                   n_pkts / m.wall_s, wire * 8 / m.wall_s / 1e9, m.peak_rss_kb / 1024,
-                   m.peak_own_kb / 1024, note=note)
+        for _ in range(a.repeat - 1):
+            if m.rc != 0:
+                break
+            m2 = measure(cmd, work / "stdout", work / "stderr", a.cpu)
+            m = m2 if m2.rc == 0 and m2.wall_s < m.wall_s else m
+        r = Result(
+            name,
+            "ok" if m.rc == 0 else f"failed (rc={m.rc})",
+            m.wall_s,
+            m.cpu_s,
+            n_pkts / m.wall_s,
+            wire * 8 / m.wall_s / 1e9,
+            m.peak_rss_kb / 1024,
+            m.peak_own_kb / 1024,
+            note=note,
+        )
         if m.rc == 0:
             try:
                 ex = parse_fn(work / "stdout", work)
@@ -382,14 +516,25 @@ def main(argv: list[str] | None = None) -> int:
             r.note = f"{note}; stderr tail: {tail}"
         results.append(r)
         print(f"{name}: {r.status}, {m.wall_s:.1f}s, {r.packets_per_s:,.0f} pkt/s", file=sys.stderr)
-    print(f"capture: {cap} ({n_pkts:,} packets, {wire / 1e9:.2f} GB of frames, "
-          f"{cap.stat().st_size / 1e9:.2f} GB file); pinned to CPU {a.cpu}; Gbit/s = frame bytes*8/wall")
+    print(
+        f"capture: {cap} ({n_pkts:,} packets, {wire / 1e9:.2f} GB of frames, "
+        f"{cap.stat().st_size / 1e9:.2f} GB file); pinned to CPU {a.cpu}; "
+        "Gbit/s = frame bytes*8/wall; "
+        f"load average before/after: {load0} / {os.getloadavg()[0]:.2f}"
+    )
     print(fmt_table(results, truth))
     if a.json:
         doc = {
-            "capture": str(cap), "packets": n_pkts, "wire_bytes": wire, "file_bytes": cap.stat().st_size,
-            "cpu": a.cpu, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                      "kernel": platform.release()},
+            "capture": str(cap),
+            "packets": n_pkts,
+            "wire_bytes": wire,
+            "file_bytes": cap.stat().st_size,
+            "cpu": a.cpu,
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "kernel": platform.release(),
+            },
             "truth": {k: v for k, v in (truth or {}).items() if not isinstance(v, dict)},
             "results": [asdict(r) for r in results],
         }

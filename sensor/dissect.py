@@ -17,6 +17,7 @@ import numpy.typing as npt
 from sensor.config import Settings
 from sensor.decoders import dns as dns_dec
 from sensor.decoders import http as http_dec
+from sensor.decoders import quic as quic_dec
 from sensor.decoders import tls as tls_dec
 from sensor.decoders.link import PROTO_TCP, PROTO_UDP, Columns, ip_text
 from sensor.errors import DecodeError, NeedMoreData
@@ -45,10 +46,20 @@ class _Stream:
 
 
 @dataclass(slots=True)
+class _QuicConn:
+    """Client Initials of one QUIC connection, until its ClientHello is complete."""
+
+    crypto: quic_dec.CryptoReassembler
+    key_dcid: bytes
+    done: bool = False
+
+
+@dataclass(slots=True)
 class DissectStats:
     packets_decoded: int = 0
     decode_errors: int = 0
     streams_abandoned: int = 0  # budget spent or table full before a message completed
+    quic_undecryptable: int = 0  # long-header datagrams with no decryptable client Initial
     observations: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
 
@@ -64,6 +75,17 @@ class Dissector:
         self._pending: U64 = np.zeros(0, dtype=np.uint64)
         self._pending_dirty = False
         self._http_prefixes = _prefix_ints(http_dec.HTTP_METHOD_PREFIXES)
+        self._ip_cache: dict[tuple[int, int], str] = {}
+        self._quic: dict[int, _QuicConn] = {}  # direction key -> connection
+
+    def _ip(self, hi: int, lo: int) -> str:
+        k = (hi, lo)
+        t = self._ip_cache.get(k)
+        if t is None:
+            if len(self._ip_cache) > 65536:
+                self._ip_cache.clear()
+            t = self._ip_cache[k] = ip_text(hi, lo)
+        return t
 
     def process(self, buf: npt.NDArray[np.uint8], c: Columns, ts_ns: I64, keys: U64,
                 low_src: npt.NDArray[np.bool_]) -> None:
@@ -92,12 +114,22 @@ class Dissector:
         dp = c.dport
         dns_udp = udp & (np.isin(sp, DNS_PORTS) | np.isin(dp, DNS_PORTS))
         dns_tcp = tcp & ((sp == 53) | (dp == 53))
+        # QUIC long header with the fixed bit: Initials are picked out in Python
+        quic = udp & (L >= 7) & ((w4 >> 24) & 0xC0 == 0xC0) & ~dns_udp
         starts = tls_start | http_req | dns_tcp
-        follow_keys = dkeys[starts]
+        # only a start whose message may go on in later segments needs its stream followed:
+        # a TLS record longer than this segment, an HTTP head not ending here, DNS/TCP
+        rec_len = np.where(L >= 5, (w4 & 0xFF) << 8 | b[np.where(L >= 5, p + 4, 0)], 0)
+        last4 = np.where(L4, (b[np.maximum(p + L - 4, 0)].astype(np.int64) << 24)
+                         | (b[np.maximum(p + L - 3, 0)].astype(np.int64) << 16)
+                         | (b[np.maximum(p + L - 2, 0)].astype(np.int64) << 8)
+                         | b[np.maximum(p + L - 1, 0)], 0)
+        open_ended = (tls_start & (rec_len + 5 > L)) | (http_req & (last4 != 0x0D0A0D0A)) | dns_tcp
+        follow_keys = dkeys[open_ended]
         if self._pending.size:
             follow_keys = np.concatenate((follow_keys, self._pending))
         follow = tcp & np.isin(dkeys, follow_keys) if follow_keys.size else np.zeros_like(tcp)
-        sel = np.flatnonzero(starts | http_resp | dns_udp | follow)
+        sel = np.flatnonzero(starts | http_resp | dns_udp | quic | follow)
         if sel.size == 0:
             return
 
@@ -107,7 +139,10 @@ class Dissector:
             o = int(c.pay_off[i])
             data = buf[o: o + int(L[i])].tobytes()
             if c.proto[i] == PROTO_UDP:
-                self._udp(i, data, c, ts_ns, keys)
+                if dns_udp[i]:
+                    self._udp(i, data, c, ts_ns, keys)
+                else:
+                    self._quic_datagram(dk, i, data, c, ts_ns, keys)
                 continue
             st = streams.get(dk)
             if st is not None:
@@ -213,6 +248,38 @@ class Dissector:
             return
         self._observe("dns", msg, i, c, ts_ns, keys)
 
+    def _quic_datagram(self, dk: int, i: int, data: bytes, c: Columns, ts_ns: I64,
+                       keys: U64) -> None:
+        conn = self._quic.get(dk)
+        if conn is not None and conn.done:
+            return
+        if not quic_dec.looks_like_quic_initial(data):
+            return
+        try:
+            pkts = quic_dec.parse_initial_packets(data, conn.key_dcid if conn else None)
+        except DecodeError:
+            self.stats.quic_undecryptable += 1
+            return
+        for pkt in pkts:
+            if conn is None or pkt.key_dcid != conn.key_dcid:
+                # a Retry changes the keys and restarts the CRYPTO stream
+                if len(self._quic) >= self.settings.max_pending_streams:
+                    self._quic.clear()
+                conn = self._quic[dk] = _QuicConn(quic_dec.CryptoReassembler(), pkt.key_dcid)
+            for off, chunk in pkt.crypto:
+                conn.crypto.add(off, chunk)
+        if conn is None:
+            return
+        try:
+            ch = conn.crypto.client_hello()
+        except DecodeError:
+            self.stats.decode_errors += 1
+            conn.done = True
+            return
+        if ch is not None:
+            conn.done = True
+            self._observe("quic.client_hello", ch, i, c, ts_ns, keys)
+
     # -- output --------------------------------------------------------------
 
     def _observe(self, kind: str, payload: Payload, i: int, c: Columns, ts_ns: I64,
@@ -223,9 +290,9 @@ class Dissector:
         self.emit(Observation(
             kind=kind,
             ts_ns=int(ts_ns[i]),
-            src_ip=ip_text(int(c.src_hi[i]), int(c.src_lo[i])),
+            src_ip=self._ip(int(c.src_hi[i]), int(c.src_lo[i])),
             src_port=int(c.sport[i]),
-            dst_ip=ip_text(int(c.dst_hi[i]), int(c.dst_lo[i])),
+            dst_ip=self._ip(int(c.dst_hi[i]), int(c.dst_lo[i])),
             dst_port=int(c.dport[i]),
             transport="tcp" if c.proto[i] == PROTO_TCP else "udp",
             flow_id=int(keys[i]),

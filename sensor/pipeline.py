@@ -35,6 +35,7 @@ class FlowApp:
     """What decoders learned about one flow."""
 
     sni: str | None = None
+    sni_kind: str = "tls.sni"  # or "quic.sni"
     http_host: str | None = None
     client: tuple[str, int] | None = None  # who sent the ClientHello / request
 
@@ -100,7 +101,9 @@ class Pipeline:
         p = o.payload
         if isinstance(p, TlsClientHello):
             app = self._apps.setdefault(o.flow_id, FlowApp())
-            app.sni = p.sni or app.sni
+            if p.sni:
+                app.sni = p.sni
+                app.sni_kind = "quic.sni" if o.kind == "quic.client_hello" else "tls.sni"
             app.client = (o.src_ip, o.src_port)
         elif isinstance(p, HttpRequest):
             app = self._apps.setdefault(o.flow_id, FlowApp())
@@ -155,7 +158,7 @@ class Pipeline:
                 rec = exp.record(i)
                 if app.client is not None and app.client != (rec.client_ip, rec.client_port):
                     rec = _reversed(rec)
-                name, kind = (app.sni, "tls.sni") if app.sni else (app.http_host, "http.host")
+                name, kind = (app.sni, app.sni_kind) if app.sni else (app.http_host, "http.host")
                 if name is None:
                     continue  # no name on the wire: try DNS correlation below
                 named.add(i)

@@ -17,9 +17,18 @@ import struct
 import sys
 from collections import Counter
 
-import dpkt
+import dpkt  # type: ignore[import-untyped]
 
-HTTP_METHODS = (b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"CONNECT ")
+HTTP_METHODS = (
+    b"GET ",
+    b"POST ",
+    b"PUT ",
+    b"HEAD ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"CONNECT ",
+)
 MAX_HELLO = 1 << 16
 
 
@@ -33,7 +42,7 @@ def sni_from_hello(record: bytes) -> str | None:
     for etype, edata in getattr(hello, "extensions", []):
         if etype == 0 and len(edata) >= 5:
             (nlen,) = struct.unpack_from("!H", edata, 3)
-            return edata[5:5 + nlen].decode("ascii", "replace").lower()
+            return str(edata[5 : 5 + nlen].decode("ascii", "replace").lower())
     return None
 
 
@@ -83,12 +92,11 @@ def main(path: str) -> int:
                     name = sni_from_hello(data[:need])
                     if name:
                         sni[name] += 1
-                elif isinstance(l4, dpkt.udp.UDP):
-                    if l4.dport == 53:
-                        msg = dpkt.dns.DNS(l4.data)
-                        if msg.qr == dpkt.dns.DNS_Q:
-                            for q in msg.qd:
-                                dns[q.name.lower()] += 1
+                elif isinstance(l4, dpkt.udp.UDP) and l4.dport == 53:
+                    msg = dpkt.dns.DNS(l4.data)
+                    if msg.qr == dpkt.dns.DNS_Q:
+                        for q in msg.qd:
+                            dns[q.name.lower()] += 1
             except (dpkt.UnpackError, dpkt.NeedData, ValueError, IndexError, struct.error):
                 errors += 1
     out = {

@@ -15,7 +15,7 @@ import json
 import sys
 from collections import Counter
 
-import nfstream
+import nfstream  # type: ignore[import-untyped]
 
 
 def main(path: str) -> int:
@@ -26,8 +26,14 @@ def main(path: str) -> int:
     dns: Counter[str] = Counter()
     http: Counter[str] = Counter()
     apps: Counter[str] = Counter()
-    streamer = nfstream.NFStreamer(source=path, n_dissections=20, statistical_analysis=False,
-                                   n_meters=1, idle_timeout=120, active_timeout=1800)
+    streamer = nfstream.NFStreamer(
+        source=path,
+        n_dissections=20,
+        statistical_analysis=False,
+        n_meters=1,
+        idle_timeout=120,
+        active_timeout=1800,
+    )
     for fl in streamer:
         flows += 1
         packets += fl.bidirectional_packets

@@ -23,6 +23,7 @@ Contract:
 from __future__ import annotations
 
 import ipaddress
+import socket
 import struct
 
 from sensor.errors import DecodeError
@@ -46,6 +47,7 @@ _SVC_IPV4HINT, _SVC_IPV6HINT = 4, 6
 
 # Bytes that can appear in a label as-is: printable ASCII minus '.' and '\'.
 _PLAIN = bytes(c for c in range(0x20, 0x7F) if c not in (0x2E, 0x5C))
+_PLAIN_AND_DOT = _PLAIN + b"."
 
 
 def _label_text(raw: bytes) -> str:
@@ -62,13 +64,22 @@ def _label_text(raw: bytes) -> str:
     return "".join(out)
 
 
+def _name_text(raw: list[bytes]) -> str:
+    joined = b".".join(raw)
+    # Fast path, one C-level check for the whole name: only plain bytes, and every
+    # '.' is a separator (none inside a label).
+    if not joined.translate(None, _PLAIN_AND_DOT) and joined.count(b".") == len(raw) - 1:
+        return joined.decode("ascii").lower()
+    return ".".join(_label_text(lab) for lab in raw)
+
+
 def read_name(msg: bytes, off: int) -> tuple[str, int]:
     """Decode the (possibly compressed) name at ``off``.
 
     Returns the name and the offset just after it in the original position.
     """
     n = len(msg)
-    labels: list[str] = []
+    labels: list[bytes] = []
     wire_len = 1  # the terminating root label
     jumps = 0
     run_start = off  # start of the label run holding the current position
@@ -103,9 +114,20 @@ def read_name(msg: bytes, off: int) -> tuple[str, int]:
         stop = p + 1 + length
         if stop > n:
             raise DecodeError("label runs past the message")
-        labels.append(_label_text(msg[p + 1 : stop]))
+        labels.append(msg[p + 1 : stop])
         p = stop
-    return ".".join(labels), (end_after if end_after >= 0 else p)
+    return _name_text(labels), (end_after if end_after >= 0 else p)
+
+
+def _ipv4(raw: bytes) -> str:
+    return socket.inet_ntoa(raw)  # same text as ipaddress, ~6x faster
+
+
+def _ipv6(raw: bytes) -> str:
+    text = socket.inet_ntop(socket.AF_INET6, raw)
+    # inet_ntop writes embedded-IPv4 forms (::ffff:1.2.3.4) that ipaddress does not
+    # on every Python version: use ipaddress there so the text is stable.
+    return str(ipaddress.IPv6Address(raw)) if "." in text else text
 
 
 def _svcb(msg: bytes, off: int, end: int, owner: str) -> tuple[str, tuple[str, ...]]:
@@ -122,13 +144,9 @@ def _svcb(msg: bytes, off: int, end: int, owner: str) -> tuple[str, tuple[str, .
         if p + vlen > end:
             break
         if key == _SVC_IPV4HINT:
-            hints.extend(
-                str(ipaddress.IPv4Address(msg[q : q + 4])) for q in range(p, p + vlen - 3, 4)
-            )
+            hints.extend(_ipv4(msg[q : q + 4]) for q in range(p, p + vlen - 3, 4))
         elif key == _SVC_IPV6HINT:
-            hints.extend(
-                str(ipaddress.IPv6Address(msg[q : q + 16])) for q in range(p, p + vlen - 15, 16)
-            )
+            hints.extend(_ipv6(msg[q : q + 16]) for q in range(p, p + vlen - 15, 16))
         p += vlen
     return value, tuple(hints)
 
@@ -138,9 +156,9 @@ def _answer_value(
 ) -> tuple[str, tuple[str, ...]]:
     end = off + rdlen
     if rtype == T_A:
-        return (str(ipaddress.IPv4Address(msg[off:end])), ()) if rdlen == 4 else ("", ())
+        return (_ipv4(msg[off:end]), ()) if rdlen == 4 else ("", ())
     if rtype == T_AAAA:
-        return (str(ipaddress.IPv6Address(msg[off:end])), ()) if rdlen == 16 else ("", ())
+        return (_ipv6(msg[off:end]), ()) if rdlen == 16 else ("", ())
     if rtype in _NAME_TYPES:
         name, p = read_name(msg, off)
         return (name, ()) if p <= end else ("", ())

@@ -206,8 +206,14 @@ class CaptureReader:
 
 
 def _parse_span(
-    parser: RecordParser, buf: _U8, mv: memoryview, pos: int, end: int, final: bool,
-    batch_packets: int, consumed: int | None,
+    parser: RecordParser,
+    buf: _U8,
+    mv: memoryview,
+    pos: int,
+    end: int,
+    final: bool,
+    batch_packets: int,
+    consumed: int | None,
 ) -> Generator[PacketBatch, None, int | tuple[int, str]]:
     """Parse ``buf[pos:end]`` in windows, yielding batches as they fill.
 

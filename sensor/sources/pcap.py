@@ -68,8 +68,11 @@ class Records:
 
     def slice(self, a: int, b: int) -> Records:
         return Records(
-            self.offsets[a:b], self.caplens[a:b], self.origlens[a:b],
-            self.ts_ns[a:b], self.linktypes[a:b],
+            self.offsets[a:b],
+            self.caplens[a:b],
+            self.origlens[a:b],
+            self.ts_ns[a:b],
+            self.linktypes[a:b],
         )
 
     @classmethod

@@ -212,7 +212,11 @@ class PcapngParser:
                         k = int(short.argmax())
                         cut(k, f"block type {t} too short ({int(lens[k])} bytes)")
                 w, lens, types = w[:stop], lens[:stop], types[:stop]
-        recs, pstop, pwhy = self._packets(buf, words, start, w, lens, types)
+        if stop == 0:
+            recs, pstop, pwhy = Records.empty(), 0, None
+        else:
+            w, lens, types = w[:stop], lens[:stop], types[:stop]
+            recs, pstop, pwhy = self._packets(buf, words, start, w, lens, types)
         if pstop < stop:
             stop, why, incomplete = pstop, pwhy, False
         if stop < len(ws) - 1:
@@ -229,8 +233,13 @@ class PcapngParser:
         return Parsed(recs, next_pos, damage)
 
     def _packets(
-        self, buf: _U8, words: npt.NDArray[np.uint32], start: int,
-        w: _I64, lens: _I64, types: npt.NDArray[np.uint32],
+        self,
+        buf: _U8,
+        words: npt.NDArray[np.uint32],
+        start: int,
+        w: _I64,
+        lens: _I64,
+        types: npt.NDArray[np.uint32],
     ) -> tuple[Records, int, str | None]:
         """Apply SHB/IDB blocks and gather packet blocks among ``w``.
 
@@ -252,8 +261,10 @@ class PcapngParser:
             if is_shb[i]:
                 major = struct.unpack_from(self.order + "H", buf[o + 12 : o + 14].tobytes())[0]
                 if major != 1:
-                    return self._upto(buf, words, start, w, lens, types, i), i, (
-                        f"unsupported pcapng version {major}"
+                    return (
+                        self._upto(buf, words, start, w, lens, types, i),
+                        i,
+                        (f"unsupported pcapng version {major}"),
                     )
                 self.sec_base = nbefore + int(idb_cum[i])
                 sec_start[i:] = self.sec_base
@@ -264,20 +275,38 @@ class PcapngParser:
         return recs, k, why
 
     def _upto(
-        self, buf: _U8, words: npt.NDArray[np.uint32], start: int,
-        w: _I64, lens: _I64, types: npt.NDArray[np.uint32], k: int,
+        self,
+        buf: _U8,
+        words: npt.NDArray[np.uint32],
+        start: int,
+        w: _I64,
+        lens: _I64,
+        types: npt.NDArray[np.uint32],
+        k: int,
     ) -> Records:
         # only reached on a bad SHB version: rare, so simply re-gather the prefix
         sec = np.full(k, self.sec_base, np.int64)
         return self._gather(
-            buf, words, start, w[:k], lens[:k], types[:k], sec,
+            buf,
+            words,
+            start,
+            w[:k],
+            lens[:k],
+            types[:k],
+            sec,
             np.full(k, len(self.ifaces), np.int64),
         )[0]
 
     def _gather(
-        self, buf: _U8, words: npt.NDArray[np.uint32], start: int,
-        w: _I64, lens: _I64, types: npt.NDArray[np.uint32],
-        sec_start: _I64, n_ifaces: _I64,
+        self,
+        buf: _U8,
+        words: npt.NDArray[np.uint32],
+        start: int,
+        w: _I64,
+        lens: _I64,
+        types: npt.NDArray[np.uint32],
+        sec_start: _I64,
+        n_ifaces: _I64,
     ) -> tuple[Records, int, str | None]:
         is_epb = (types == EPB) | (types == PB)
         is_spb = types == SPB
@@ -321,8 +350,8 @@ class PcapngParser:
             return Records.empty(), stop, why
         gif, epb, spb = gif[:m], epb[:m], spb[:m]
         table = self.ifaces
-        linktype = np.array([i.linktype for i in table], np.int32)[gif] if table else np.zeros(
-            m, np.int32
+        linktype = (
+            np.array([i.linktype for i in table], np.int32)[gif] if table else np.zeros(m, np.int32)
         )
         if spb.any():  # SPB caplen is also limited by its interface's snaplen
             snap = np.array([i.snaplen for i in table], np.int64)[gif]
@@ -349,9 +378,9 @@ class PcapngParser:
         return recs, stop, why
 
     @staticmethod
-    def _fields(words: npt.NDArray[np.uint32], pw: _I64, epb: npt.NDArray[np.bool_]) -> npt.NDArray[
-        np.uint32
-    ]:
+    def _fields(
+        words: npt.NDArray[np.uint32], pw: _I64, epb: npt.NDArray[np.bool_]
+    ) -> npt.NDArray[np.uint32]:
         # SPBs may be only 16 bytes: read their one field, never past the block
         f = np.zeros((len(pw), 5), np.uint32)
         f[epb] = words[pw[epb][:, None] + np.arange(2, 7)]

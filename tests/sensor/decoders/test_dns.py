@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import struct
 import time
 
@@ -271,3 +272,11 @@ def test_label_roundtrip(labels: list[bytes]) -> None:
     simple = all(all(0x21 <= c < 0x7F and c not in b".\\" for c in lab) for lab in labels)
     if simple:
         assert text == ".".join(lab.decode().lower() for lab in labels)
+
+
+@given(st.binary(min_size=16, max_size=16), st.binary(min_size=4, max_size=4))
+def test_address_text_is_ipaddress_text(v6: bytes, v4: bytes) -> None:
+    raw = header(an=2) + Q_OPENAI + rr(PTR_Q, 28, v6) + rr(PTR_Q, 1, v4)
+    a6, a4 = parse_dns(raw).answers
+    assert a6.value == str(ipaddress.IPv6Address(v6))
+    assert a4.value == str(ipaddress.IPv4Address(v4))

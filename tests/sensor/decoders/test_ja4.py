@@ -294,13 +294,17 @@ def _strip_proxy_handshake(data: bytes) -> bytes:
     return data
 
 
-def _snapshot_tcp_ja4(snap: Path) -> list[tuple[tuple[str, int, str, int], str]]:
+def _snapshot_tcp_ja4(
+    snap: Path,
+) -> list[tuple[tuple[str, int, str, int], str, str | None]]:
+    """(4-tuple, JA4, SNI) of every TCP stream with a client JA4 in a Rust snapshot."""
     out = []
     for block in re.split(r"^- stream: ", snap.read_text(), flags=re.M)[1:]:
         kv = dict(re.findall(r"^  ([a-z_0-9]+): (.*)$", block, flags=re.M))
         if kv.get("transport") == "tcp" and "ja4" in kv:
             key = (kv["src"], int(kv["src_port"]), kv["dst"], int(kv["dst_port"]))
-            out.append((key, kv["ja4"]))
+            sni = kv.get("tls_server_name")
+            out.append((key, kv["ja4"], sni.lower() if sni is not None else None))
     return sorted(out)
 
 
@@ -325,7 +329,7 @@ def test_ja4_matches_foxio_rust_reference(pcap: Path) -> None:
     snap = CORPUS / "expected" / "rust" / f"ja4__insta@{pcap.name}.snap"
     if not snap.exists():
         pytest.skip(f"no FoxIO reference output for {pcap.name} (DTLS sample)")
-    expected = [(k, _spec_adjusted(pcap.name, v)) for k, v in _snapshot_tcp_ja4(snap)]
+    expected = [(k, _spec_adjusted(pcap.name, v), sni) for k, v, sni in _snapshot_tcp_ja4(snap)]
     got = []
     for half in tcp_halves(pcap):
         pieces = list(half.segments())
@@ -333,8 +337,8 @@ def test_ja4_matches_foxio_rust_reference(pcap: Path) -> None:
         if not looks_like_tls_client_hello(stream[:6]):
             continue
         ch = client_hello_from_stream(stream)
-        got.append((half.key, ja4(ch, "t")))
-    assert sorted(got) == expected
+        got.append((half.key, ja4(ch, "t"), ch.sni))
+    assert sorted(got, key=repr) == sorted(expected, key=repr)
 
 
 @pytest.mark.corpus
@@ -469,3 +473,37 @@ def test_client_hello_fields_match_suricata_ja4_cl_handshake() -> None:
     assert ch.cipher_suites == ints("ciphers")
     assert ch.extensions == ints("exts")
     assert ch.signature_algorithms == ints("sig_algs")
+
+
+# Real ClientHellos spread over several TCP segments (found by scanning the corpus),
+# with a peer's JA4 where one exists.
+_MULTI_SEGMENT = [
+    # Arkime session doc tls.ja4.
+    ("arkime/pcap/tls-split-client-hello.pcap", "t13d1516h2_8daaf6152771_02713d6af862"),
+    # nDPI prints t13d1811h2_...: its "d" is an nDPI quirk, the hello has no SNI
+    # extension (tshark's JA3 extension list agrees), so JA4.md gives "i".
+    ("ndpi/pcap/tls_with_huge_ch.pcapng", "t13i1811h2_f71e3e15ae0d_5c3a8cf9b2bc"),
+    # MTU-300 capture from suricata-verify (no JA4 asserted there): SNI checked.
+    ("suricata-verify/tests/tls/tls-client-hello-frag-01/dump_mtu300.pcap", None),
+]
+
+
+@pytest.mark.corpus
+@pytest.mark.parametrize(("rel", "want"), _MULTI_SEGMENT, ids=[r for r, _ in _MULTI_SEGMENT])
+def test_real_multi_segment_hellos(rel: str, want: str | None) -> None:
+    pcap = CORPUS / ".." / rel
+    if not pcap.exists():
+        pytest.skip(f"{rel} absent")
+    found = []
+    for half in tcp_halves(pcap):
+        pieces = list(half.segments())
+        if not pieces or not looks_like_tls_client_hello(pieces[0][:6]):
+            continue
+        with pytest.raises(NeedMoreData):
+            client_hello_from_stream(pieces[0])
+        found.append(client_hello_from_stream(b"".join(pieces)))
+    assert len(found) == 1
+    if want is not None:
+        assert ja4(found[0]) == want
+    else:
+        assert found[0].sni == "www.google.com"

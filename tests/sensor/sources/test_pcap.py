@@ -24,7 +24,10 @@ Rec = tuple[int, int, bytes, int]  # sec, frac, data, origlen
 
 
 def build_pcap(
-    recs: list[Rec], order: str = "<", nanos: bool = False, lt_field: int = 1,
+    recs: list[Rec],
+    order: str = "<",
+    nanos: bool = False,
+    lt_field: int = 1,
     snaplen: int = 65535,
 ) -> bytes:
     magic = 0xA1B23C4D if nanos else 0xA1B2C3D4
@@ -42,10 +45,18 @@ RECS: list[Rec] = [
 ]
 
 
-def read_all(path: Path, batch: int = 65536) -> tuple[list[tuple[int, int, int, int, bytes]], object]:
+def read_all(
+    path: Path, batch: int = 65536
+) -> tuple[list[tuple[int, int, int, int, bytes]], object]:
     with open_capture(path) as r:
         out = [
-            (int(b.ts_ns[i]), int(b.caplens[i]), int(b.origlens[i]), int(b.linktypes[i]), b.packet(i))
+            (
+                int(b.ts_ns[i]),
+                int(b.caplens[i]),
+                int(b.origlens[i]),
+                int(b.linktypes[i]),
+                b.packet(i),
+            )
             for b in r.batches(batch)
             for i in range(len(b))
         ]
@@ -105,7 +116,9 @@ def test_scapy_roundtrip(tmp_path: Path) -> None:
         assert damage is None
         assert [g[4] for g in got] == [bytes(pk) for pk in pkts]
         # float times: exact ns values are checked with hand-built files
-        assert all(abs(g[0] - int(pk.time * 10**9)) <= 1000 for g, pk in zip(got, pkts, strict=True))
+        assert all(
+            abs(g[0] - int(pk.time * 10**9)) <= 1000 for g, pk in zip(got, pkts, strict=True)
+        )
 
 
 def test_absurd_caplen_is_damage_and_keeps_earlier_packets(tmp_path: Path) -> None:
@@ -137,7 +150,10 @@ def test_windowed_parse_equals_whole(caplens: list[int], order: str, window: int
     pos, got, damage = 24, [], None
     while pos < end:
         r = parser.parse(buf, mv, pos, min(end, pos + window), end, True)
-        got += [bytes(data[o : o + c]) for o, c in zip(r.records.offsets, r.records.caplens, strict=True)]
+        got += [
+            bytes(data[o : o + c])
+            for o, c in zip(r.records.offsets, r.records.caplens, strict=True)
+        ]
         if r.damage:
             damage = r.damage
             break

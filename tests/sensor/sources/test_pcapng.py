@@ -30,7 +30,9 @@ def opt(code: int, val: bytes, order: str = "<") -> bytes:
     return struct.pack(order + "HH", code, len(val)) + val + b"\0" * (-len(val) % 4)
 
 
-def idb(lt: int, snap: int = 0, tsresol: int | None = None, tsoffset: int = 0, order: str = "<") -> bytes:
+def idb(
+    lt: int, snap: int = 0, tsresol: int | None = None, tsoffset: int = 0, order: str = "<"
+) -> bytes:
     opts = b""
     if tsresol is not None:
         opts += opt(9, bytes([tsresol]), order)
@@ -42,8 +44,14 @@ def idb(lt: int, snap: int = 0, tsresol: int | None = None, tsoffset: int = 0, o
 
 
 def epb(ifid: int, ticks: int, data: bytes, orig: int | None = None, order: str = "<") -> bytes:
-    hdr = struct.pack(order + "IIIII", ifid, ticks >> 32, ticks & 0xFFFFFFFF, len(data),
-                      len(data) if orig is None else orig)
+    hdr = struct.pack(
+        order + "IIIII",
+        ifid,
+        ticks >> 32,
+        ticks & 0xFFFFFFFF,
+        len(data),
+        len(data) if orig is None else orig,
+    )
     return block(6, hdr + data, order)
 
 
@@ -52,7 +60,9 @@ def spb(data: bytes, orig: int, order: str = "<") -> bytes:
 
 
 def pb(ifid: int, ticks: int, data: bytes, order: str = "<") -> bytes:
-    hdr = struct.pack(order + "HHIIII", ifid, 0, ticks >> 32, ticks & 0xFFFFFFFF, len(data), len(data))
+    hdr = struct.pack(
+        order + "HHIIII", ifid, 0, ticks >> 32, ticks & 0xFFFFFFFF, len(data), len(data)
+    )
     return block(2, hdr + data, order)
 
 
@@ -63,7 +73,13 @@ def read(path: Path, batch: int = 65536) -> tuple[list[Row], object]:
     with open_capture(path) as r:
         assert r.format == "pcapng"
         rows = [
-            (int(b.ts_ns[i]), int(b.caplens[i]), int(b.origlens[i]), int(b.linktypes[i]), b.packet(i))
+            (
+                int(b.ts_ns[i]),
+                int(b.caplens[i]),
+                int(b.origlens[i]),
+                int(b.linktypes[i]),
+                b.packet(i),
+            )
             for b in r.batches(batch)
             for i in range(len(b))
         ]
@@ -123,14 +139,23 @@ def test_default_resolution_offset_spb_and_obsolete_pb(tmp_path: Path) -> None:
 
 def test_sections_with_byte_order_switch_reset_interfaces(tmp_path: Path) -> None:
     data = (
-        shb("<") + idb(1, order="<") + idb(113, order="<") + epb(1, 5, b"x", order="<")
-        + shb(">") + idb(276, tsresol=3, order=">") + epb(0, 7, b"yy", order=">")
-        + shb("<") + idb(0, order="<") + epb(0, 9, b"zzz", order="<")
+        shb("<")
+        + idb(1, order="<")
+        + idb(113, order="<")
+        + epb(1, 5, b"x", order="<")
+        + shb(">")
+        + idb(276, tsresol=3, order=">")
+        + epb(0, 7, b"yy", order=">")
+        + shb("<")
+        + idb(0, order="<")
+        + epb(0, 9, b"zzz", order="<")
     )
     rows, damage = read(write(tmp_path, data), batch=1)
     assert damage is None
     assert [(r[0], r[3], r[4]) for r in rows] == [
-        (5000, 113, b"x"), (7_000_000, 276, b"yy"), (9000, 0, b"zzz")
+        (5000, 113, b"x"),
+        (7_000_000, 276, b"yy"),
+        (9000, 0, b"zzz"),
     ]
     # interface 1 existed only in the first section
     bad = shb() + idb(1) + idb(1) + epb(1, 1, b"a") + shb() + idb(1) + epb(1, 2, b"b")
@@ -196,9 +221,13 @@ def test_ticks_to_ns_resolutions() -> None:
     order=st.sampled_from(["<", ">"]),
 )
 def test_windowed_parse_equals_whole(sizes: list[int], window: int, order: str) -> None:
-    data = shb(order) + idb(1, order=order) + b"".join(
-        epb(0, i, bytes([i]) * s, order=order) if i % 3 else spb(bytes([i]) * s, s, order=order)
-        for i, s in enumerate(sizes)
+    data = (
+        shb(order)
+        + idb(1, order=order)
+        + b"".join(
+            epb(0, i, bytes([i]) * s, order=order) if i % 3 else spb(bytes([i]) * s, s, order=order)
+            for i, s in enumerate(sizes)
+        )
     )
     buf = np.frombuffer(data, np.uint8)
     mv = memoryview(data)
@@ -207,7 +236,10 @@ def test_windowed_parse_equals_whole(sizes: list[int], window: int, order: str) 
     while pos < len(data):
         r = parser.parse(buf, mv, pos, min(len(data), pos + window), len(data), True)
         assert r.damage is None
-        got += [bytes(data[o : o + c]) for o, c in zip(r.records.offsets, r.records.caplens, strict=True)]
+        got += [
+            bytes(data[o : o + c])
+            for o, c in zip(r.records.offsets, r.records.caplens, strict=True)
+        ]
         if r.next_pos == pos:
             window *= 2
         pos = r.next_pos
@@ -223,6 +255,10 @@ def test_corpus_multi_interface_matches_tshark() -> None:
     assert damage is None
     # tshark 4.0.17: frame.time_epoch, frame.cap_len (interface 0 is ns, 1 is µs)
     assert [(r[0], r[1]) for r in rows] == [
-        (1767663089500330493, 96), (1767663089514291940, 214), (1767663437111897000, 70),
-        (1767663437126460000, 166), (1767663437128303000, 70), (1767663437140942000, 182),
+        (1767663089500330493, 96),
+        (1767663089514291940, 214),
+        (1767663437111897000, 70),
+        (1767663437126460000, 166),
+        (1767663437128303000, 70),
+        (1767663437140942000, 182),
     ]
