@@ -52,7 +52,12 @@ def _alpn_chars(ch: TlsClientHello) -> str:
     a, b = first[0], first[-1]
     if a in _ALNUM and b in _ALNUM:
         return chr(a) + chr(b)
-    # Non-alphanumeric edge: first and last hex digit of the whole value.
+    if all(x in _ALNUM or x >= 0x80 for x in (a, b)):
+        # FoxIO's reference tools (the fingerprints deployed in the field) read the
+        # value as text and print '9' for a non-ASCII edge character; JA4.md's hex
+        # rule would give other values. We match the tools: tls-non-ascii-alpn -> "99".
+        return ("9" if a >= 0x80 else chr(a)) + ("9" if b >= 0x80 else chr(b))
+    # ASCII but not alphanumeric: JA4.md's rule, first and last hex digit of the value.
     h = first.hex()
     return h[0] + h[-1]
 

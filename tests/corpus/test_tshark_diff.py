@@ -122,8 +122,8 @@ def tshark_sets(rows: list[dict[str, str]], ours: Sets) -> Sets:
         protos = row.get("frame.protocols", "").split(":")
         if "icmp" in protos or "icmpv6" in protos:
             continue  # headers quoted inside ICMP errors: not traffic
-        if "udp" in protos and "http" in protos and "http2" not in protos:
-            continue  # SSDP/HTTPU (HTTP over UDP multicast): our HTTP is HTTP/1.x over TCP
+        if "ssdp" in protos:
+            continue  # SSDP is HTTP-like over UDP multicast: our HTTP is HTTP/1.x over TCP
         sni = row.get("tls.handshake.extensions_server_name", "")
         if sni:
             key = "quic_sni" if "quic" in protos else "sni"
