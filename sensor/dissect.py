@@ -26,7 +26,6 @@ from sensor.records import Observation, Payload
 I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
 
-DNS_PORTS = (53, 5353, 5355)
 _DIR_SALT = np.uint64(0x5BD1E9955BD1E995)
 
 
@@ -99,61 +98,70 @@ class Dissector:
         udp = has & (c.proto == PROTO_UDP)
         dkeys = keys ^ (low_src.astype(np.uint64) * _DIR_SALT)
 
-        # first payload bytes of every packet with payload, as columns
-        p = np.where(has, c.pay_off, 0)
-        b = buf
+        # first and last payload bytes of every packet, as columns (32-bit arithmetic)
+        p = c.pay_off
+
+        def at(pos: I64) -> npt.NDArray[np.int32]:
+            out: npt.NDArray[np.int32] = np.take(buf, pos, mode="clip").astype(np.int32)
+            return out
+
         L4 = L >= 4
-        w4 = np.where(L4, (b[p].astype(np.int64) << 24) | (b[p + 1].astype(np.int64) << 16)
-                      | (b[p + 2].astype(np.int64) << 8) | b[p + 3], -1)
-        b5 = np.where(L >= 6, b[np.where(L >= 6, p + 5, 0)], 0)
+        w4 = np.where(L4, (at(p) << 24) | (at(p + 1) << 16) | (at(p + 2) << 8) | at(p + 3), -1)
+        b0 = w4 >> 24
+        b4 = at(p + 4)
+        b5 = at(p + 5)
         tls_start = tcp & L4 & ((w4 >> 16) == 0x1603) & (((w4 >> 8) & 0xFF) <= 4) & (
             (L < 6) | (b5 == 1))
-        http_req = tcp & np.isin(w4, self._http_prefixes)
+        # method prefixes start with an upper-case letter: test the few such packets only
+        upper = np.flatnonzero(tcp & L4 & (b0 >= 0x41) & (b0 <= 0x5A))
+        http_req = np.zeros_like(tcp)
+        http_req[upper] = np.isin(w4[upper], self._http_prefixes)
         http_resp = tcp & (w4 == 0x48545450)  # "HTTP"
         sp = c.sport
         dp = c.dport
-        dns_udp = udp & (np.isin(sp, DNS_PORTS) | np.isin(dp, DNS_PORTS))
+        dns_udp = udp & ((sp == 53) | (dp == 53) | (sp == 5353) | (dp == 5353) | (sp == 5355)
+                         | (dp == 5355))
         dns_tcp = tcp & ((sp == 53) | (dp == 53))
         # QUIC long header with the fixed bit: Initials are picked out in Python
-        quic = udp & (L >= 7) & ((w4 >> 24) & 0xC0 == 0xC0) & ~dns_udp
-        starts = tls_start | http_req | dns_tcp
+        quic = udp & (L >= 7) & ((b0 & 0xC0) == 0xC0) & ~dns_udp
         # only a start whose message may go on in later segments needs its stream followed:
         # a TLS record longer than this segment, an HTTP head not ending here, DNS/TCP
-        rec_len = np.where(L >= 5, (w4 & 0xFF) << 8 | b[np.where(L >= 5, p + 4, 0)], 0)
-        last4 = np.where(L4, (b[np.maximum(p + L - 4, 0)].astype(np.int64) << 24)
-                         | (b[np.maximum(p + L - 3, 0)].astype(np.int64) << 16)
-                         | (b[np.maximum(p + L - 2, 0)].astype(np.int64) << 8)
-                         | b[np.maximum(p + L - 1, 0)], 0)
+        rec_len = ((w4 & 0xFF) << 8) | b4
+        e = p + L
+        last4 = (at(e - 4) << 24) | (at(e - 3) << 16) | (at(e - 2) << 8) | at(e - 1)
         open_ended = (tls_start & (rec_len + 5 > L)) | (http_req & (last4 != 0x0D0A0D0A)) | dns_tcp
         follow_keys = dkeys[open_ended]
         if self._pending.size:
             follow_keys = np.concatenate((follow_keys, self._pending))
         follow = tcp & np.isin(dkeys, follow_keys) if follow_keys.size else np.zeros_like(tcp)
-        sel = np.flatnonzero(starts | http_resp | dns_udp | quic | follow)
+        # one code per packet; the first true test wins (same order as below)
+        code = np.select([dns_udp, quic, tls_start, http_req, dns_tcp, http_resp, follow],
+                         [1, 2, 3, 4, 5, 6, 7], 0)
+        sel = np.flatnonzero(code)
         if sel.size == 0:
             return
 
         streams = self._streams
-        for i in sel.tolist():
-            dk = int(dkeys[i])
-            o = int(c.pay_off[i])
-            data = buf[o: o + int(L[i])].tobytes()
-            if c.proto[i] == PROTO_UDP:
-                if dns_udp[i]:
-                    self._udp(i, data, c, ts_ns, keys)
-                else:
-                    self._quic_datagram(dk, i, data, c, ts_ns, keys)
+        buf_b = buf  # local for speed
+        for i, k, dk, o, n in zip(sel.tolist(), code[sel].tolist(), dkeys[sel].tolist(),
+                                  p[sel].tolist(), L[sel].tolist(), strict=True):
+            data = buf_b[o: o + n].tobytes()
+            if k == 1:
+                self._udp(i, data, c, ts_ns, keys)
+                continue
+            if k == 2:
+                self._quic_datagram(dk, i, data, c, ts_ns, keys)
                 continue
             st = streams.get(dk)
             if st is not None:
                 self._continue(dk, st, i, data, c, ts_ns, keys)
-            elif tls_start[i]:
+            elif k == 3:
                 self._start("tls", dk, i, data, c, ts_ns, keys)
-            elif http_req[i]:
+            elif k == 4:
                 self._start("http.request", dk, i, data, c, ts_ns, keys)
-            elif dns_tcp[i]:
+            elif k == 5:
                 self._start("dns.tcp", dk, i, data, c, ts_ns, keys)
-            elif http_resp[i]:
+            elif k == 6:
                 self._decode_once("http.response", i, data, c, ts_ns, keys)
 
     # -- TCP streams ---------------------------------------------------------

@@ -200,6 +200,7 @@ class FlowTable:
         self._skeys: U64 = np.zeros(0, dtype=np.uint64)  # sorted keys
         self._sslots: I64 = np.zeros(0, dtype=np.int64)  # their slots
         self._grow(1024)
+        self._last_sweep_ns = -(1 << 62)
 
     def __len__(self) -> int:
         return int(self._skeys.shape[0])
@@ -336,6 +337,9 @@ class FlowTable:
         out: list[Expired] = []
         if not self._skeys.size:
             return out
+        if now_ns - self._last_sweep_ns < 1_000_000_000 and self._skeys.shape[0] <= self.max_flows:
+            return out  # timeouts are seconds long: one sweep per second of capture time
+        self._last_sweep_ns = now_ns
         cols = self._cols
         slots = self._sslots
         t = self.timeouts

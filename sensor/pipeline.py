@@ -155,16 +155,17 @@ class Pipeline:
                 app = self._apps.get(key) if exp.reason == "active" else self._apps.pop(key, None)
                 if app is None:
                     continue
-                rec = exp.record(i)
-                if app.client is not None and app.client != (rec.client_ip, rec.client_port):
-                    rec = _reversed(rec)
                 name, kind = (app.sni, app.sni_kind) if app.sni else (app.http_host, "http.host")
                 if name is None:
                     continue  # no name on the wire: try DNS correlation below
                 named.add(i)
                 hit = self._match(name)
-                if hit is not None:
-                    self._attribute(rec, hit, name, kind, name)
+                if hit is None:
+                    continue
+                rec = exp.record(i)
+                if app.client is not None and app.client != (rec.client_ip, rec.client_port):
+                    rec = _reversed(rec)
+                self._attribute(rec, hit, name, kind, name)
         for i in self.dns.candidates(exp).tolist():
             if i in named:
                 continue

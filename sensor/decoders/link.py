@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +40,7 @@ U32 = npt.NDArray[np.uint32]
 U16 = npt.NDArray[np.uint16]
 U8 = npt.NDArray[np.uint8]
 B = npt.NDArray[np.bool_]
+A = npt.NDArray[Any]
 
 PROTO_TCP = 6
 PROTO_UDP = 17
@@ -100,7 +102,12 @@ def ip_halves(text: str) -> tuple[int, int]:
 
 
 class _Reader:
-    """Bounds-checked gathers from the batch buffer."""
+    """Gathers from the batch buffer at one position per packet.
+
+    Positions of packets a mask excludes may be garbage: ``take(mode="clip")``
+    keeps every read inside the buffer, and callers mask the values. Arithmetic
+    stays in 32 bits, which halves the memory traffic of the hot path.
+    """
 
     __slots__ = ("buf", "size")
 
@@ -108,42 +115,45 @@ class _Reader:
         self.buf = buf
         self.size = int(buf.shape[0])
 
-    def u8(self, pos: I64, ok: B) -> I64:
-        p = np.where(ok, pos, 0)
-        out: I64 = self.buf[p].astype(np.int64)
+    def _g(self, pos: I64) -> A:
+        out: A = np.take(self.buf, pos, mode="clip")
         return out
 
-    def be16(self, pos: I64, ok: B) -> I64:
-        p = np.where(ok, pos, 0)
-        b = self.buf
-        out: I64 = (b[p].astype(np.int64) << 8) | b[p + 1]
+    def u8(self, pos: I64, ok: B) -> A:
+        out: A = self._g(pos).astype(np.int32)
         return out
 
-    def le32(self, pos: I64, ok: B) -> I64:
-        p = np.where(ok, pos, 0)
-        b = self.buf
-        out: I64 = (
-            b[p].astype(np.int64)
-            | (b[p + 1].astype(np.int64) << 8)
-            | (b[p + 2].astype(np.int64) << 16)
-            | (b[p + 3].astype(np.int64) << 24)
+    def be16(self, pos: I64, ok: B) -> A:
+        out: A = (self._g(pos).astype(np.int32) << 8) | self._g(pos + 1)
+        return out
+
+    def le32(self, pos: I64, ok: B) -> A:
+        g = self._g
+        out: A = (
+            g(pos).astype(np.uint32)
+            | (g(pos + 1).astype(np.uint32) << 8)
+            | (g(pos + 2).astype(np.uint32) << 16)
+            | (g(pos + 3).astype(np.uint32) << 24)
+        ).astype(np.int64)
+        return out
+
+    def be32u(self, pos: I64) -> A:
+        g = self._g
+        out: A = (
+            (g(pos).astype(np.uint32) << 24)
+            | (g(pos + 1).astype(np.uint32) << 16)
+            | (g(pos + 2).astype(np.uint32) << 8)
+            | g(pos + 3)
         )
         return out
 
-    def be32(self, pos: I64, ok: B) -> I64:
-        p = np.where(ok, pos, 0)
-        b = self.buf
-        out: I64 = (
-            (b[p].astype(np.int64) << 24)
-            | (b[p + 1].astype(np.int64) << 16)
-            | (b[p + 2].astype(np.int64) << 8)
-            | b[p + 3]
-        )
+    def be32(self, pos: I64, ok: B) -> A:
+        out: A = self.be32u(pos).astype(np.int64)
         return out
 
-    def be64(self, pos: I64, ok: B) -> U64:
-        hi = self.be32(pos, ok).astype(np.uint64)
-        lo = self.be32(pos + 4, ok).astype(np.uint64)
+    def be64(self, pos: I64, ok: B) -> A:
+        hi = self.be32u(pos).astype(np.uint64)
+        lo = self.be32u(pos + 4).astype(np.uint64)
         return (hi << np.uint64(32)) | lo
 
 
@@ -196,7 +206,7 @@ def _link(r: _Reader, start: I64, end: I64, lt: I64) -> tuple[I64, I64, U64, U16
         e_et = r.be16(start + 12, eth)
         pos = start + 14
         hi = r.be16(start + 6, eth).astype(np.uint64)
-        lo = r.be32(start + 8, eth).astype(np.uint64)
+        lo = r.be32u(start + 8).astype(np.uint64)
         mac = np.where(eth, (hi << np.uint64(32)) | lo, np.uint64(0)).astype(np.uint64)
         for _ in range(3):  # 802.1Q, QinQ (802.1ad), and one more
             tagged = eth & np.isin(e_et, _ETH_VLAN) & (pos + 4 <= end)
@@ -285,8 +295,8 @@ def _network(r: _Reader, l3: I64, et: I64, end: I64, n: int) -> Columns:
         ok |= v4
         ipver = np.where(v4, 4, ipver).astype(np.uint8)
         proto = np.where(v4, r.u8(l3 + 9, v4), proto)
-        src_lo = np.where(v4, r.be32(l3 + 12, v4).astype(np.uint64) | _V4_MAPPED, src_lo)
-        dst_lo = np.where(v4, r.be32(l3 + 16, v4).astype(np.uint64) | _V4_MAPPED, dst_lo)
+        src_lo = np.where(v4, r.be32u(l3 + 12).astype(np.uint64) | _V4_MAPPED, src_lo)
+        dst_lo = np.where(v4, r.be32u(l3 + 16).astype(np.uint64) | _V4_MAPPED, dst_lo)
         ip_bytes = np.where(v4, tot, ip_bytes)
         # TSO captures carry total length 0: fall back to the captured length
         ip_end = np.where(v4, np.where(tot == 0, end, l3 + tot), ip_end)
@@ -339,7 +349,7 @@ def _network(r: _Reader, l3: I64, et: I64, end: I64, n: int) -> Columns:
     if tcp.any():
         sport = np.where(tcp, r.be16(l4, tcp), sport)
         dport = np.where(tcp, r.be16(l4 + 2, tcp), dport)
-        seq = np.where(tcp, r.be32(l4 + 4, tcp), seq)
+        seq = np.where(tcp, r.be32u(l4 + 4), seq)
         doff = (r.u8(l4 + 12, tcp) >> 4) * 4
         flags = np.where(tcp, r.u8(l4 + 13, tcp), flags)
         tp = tcp & (doff >= 20)

@@ -80,9 +80,20 @@ class DnsCorrelator:
         return best
 
 
+_MASK = 0xFFFFFFFFFFFFFFFF
+_M1, _M2, _M3 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def _mix_int(h: int, v: int) -> int:
+    """Scalar twin of ``sensor.flows._mix`` (numpy uint64 wraps; here we mask)."""
+    x = ((h ^ v) * _M1) & _MASK
+    x = ((x ^ (x >> 30)) * _M2) & _MASK
+    x = ((x ^ (x >> 27)) * _M3) & _MASK
+    return x ^ (x >> 31)
+
+
 def _pair(client_ip: str, server_ip: str) -> int:
+    """Scalar twin of :func:`sensor.flows.pair_keys` for one address pair."""
     a_hi, a_lo = ip_halves(client_ip)
     b_hi, b_lo = ip_halves(server_ip)
-    u = np.array
-    return int(pair_keys(u([a_hi], dtype=np.uint64), u([a_lo], dtype=np.uint64),
-                         u([b_hi], dtype=np.uint64), u([b_lo], dtype=np.uint64))[0])
+    return _mix_int(_mix_int(_mix_int(_mix_int(a_hi, _M3), a_lo), b_hi), b_lo)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import mmap
 import os
+import stat
 import zlib
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -165,6 +166,8 @@ class CaptureReader:
             return
         if self._mm is None:
             self._mm = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            if hasattr(mmap, "MADV_SEQUENTIAL"):  # read-ahead, early page reuse
+                self._mm.madvise(mmap.MADV_SEQUENTIAL)
         buf: _U8 = np.frombuffer(self._mm, dtype=np.uint8)
         mv = memoryview(self._mm)
         try:
@@ -295,7 +298,10 @@ def open_capture(path: str | Path) -> CaptureReader:
     """
     name = str(path)
     try:
-        size = os.stat(name).st_size
+        st = os.stat(name)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{name}: cannot read: not a regular file")
+        size = st.st_size
         with open(name, "rb") as f:
             head = f.read(_SNIFF)
             gz = head[:2] == _GZIP_MAGIC

@@ -262,11 +262,18 @@ class PcapngParser:
             if is_shb[i]:
                 major = struct.unpack_from(self.order + "H", buf[o + 12 : o + 14].tobytes())[0]
                 if major != 1:
-                    return (
-                        self._upto(buf, words, start, w, lens, types, i),
-                        i,
-                        (f"unsupported pcapng version {major}"),
-                    )
+                    # stop before this SHB; earlier blocks are still valid
+                    recs = self._gather(
+                        buf,
+                        words,
+                        start,
+                        w[:i],
+                        lens[:i],
+                        types[:i],
+                        sec_start[:i],
+                        nbefore + idb_cum[:i],
+                    )[0]
+                    return recs, i, f"unsupported pcapng version {major}"
                 self.sec_base = nbefore + int(idb_cum[i])
                 sec_start[i:] = self.sec_base
             else:
@@ -274,29 +281,6 @@ class PcapngParser:
                 self.ifaces.append(parse_idb(body, self.order))
         recs, k, why = self._gather(buf, words, start, w, lens, types, sec_start, nbefore + idb_cum)
         return recs, k, why
-
-    def _upto(
-        self,
-        buf: _U8,
-        words: npt.NDArray[np.uint32],
-        start: int,
-        w: _I64,
-        lens: _I64,
-        types: npt.NDArray[np.uint32],
-        k: int,
-    ) -> Records:
-        # only reached on a bad SHB version: rare, so simply re-gather the prefix
-        sec = np.full(k, self.sec_base, np.int64)
-        return self._gather(
-            buf,
-            words,
-            start,
-            w[:k],
-            lens[:k],
-            types[:k],
-            sec,
-            np.full(k, len(self.ifaces), np.int64),
-        )[0]
 
     def _gather(
         self,
@@ -360,10 +344,15 @@ class PcapngParser:
             caplen[:m][lim] = snap[lim]
         ticks = (f[:m, 1].astype(np.uint64) << np.uint64(32)) | f[:m, 2].astype(np.uint64)
         ts = np.zeros(m, np.int64)
-        for g in np.unique(gif[epb]).tolist():
-            sel = epb & (gif == g)
+        groups = np.unique(gif[epb]).tolist()
+        for g in groups:
             itf = table[g]
-            ts[sel] = ticks_to_ns(ticks[sel], itf.tsresol) + itf.tsoffset * 1_000_000_000
+            off_ns = max(-(2**62), min(2**62, itf.tsoffset * 1_000_000_000))  # hostile offsets
+            if len(groups) == 1 and epb.all():  # the common case: no masks needed
+                ts = ticks_to_ns(ticks, itf.tsresol) + off_ns
+                break
+            sel = epb & (gif == g)
+            ts[sel] = ticks_to_ns(ticks[sel], itf.tsresol) + off_ns
         if spb.any():  # no timestamp: repeat the previous packet's
             idx = np.where(epb, np.arange(m), -1)
             np.maximum.accumulate(idx, out=idx)

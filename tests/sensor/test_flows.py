@@ -84,3 +84,14 @@ def test_idle_and_closed_expiry():
     assert closed.reason == "closed" and len(closed) == 1
     [idle] = t.expire(int(11e9))
     assert idle.reason == "idle" and len(t) == 0
+
+
+def test_scalar_pair_key_equals_vector_pair_key():
+    from sensor.decoders.link import ip_halves
+    from sensor.enrich.dns_correlation import _pair
+    from sensor.flows import pair_keys
+
+    for a, b in (("10.0.0.1", "192.0.2.7"), ("2001:db8::1", "2606:4700::1"), ("::1", "1.2.3.4")):
+        (ah, al), (bh, bl) = ip_halves(a), ip_halves(b)
+        u = lambda x: np.array([x], dtype=np.uint64)  # noqa: E731
+        assert _pair(a, b) == int(pair_keys(u(ah), u(al), u(bh), u(bl))[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 import struct
 import zlib
@@ -248,7 +249,7 @@ def _corpus_captures() -> list[str]:
 
 
 def _dpkt_rows(path: Path) -> list[tuple[int, bytes]] | None:
-    import dpkt
+    import dpkt  # type: ignore[import-untyped]
 
     opener = gzip.open if path.name.endswith(".gz") else open
     try:
@@ -288,3 +289,10 @@ def test_corpus_against_dpkt_and_damage_list() -> None:
             assert abs(t1 - t2) <= 1000, rel  # dpkt's float seconds lose sub-µs
     assert damaged == DAMAGED
     assert compared > 400
+
+
+def test_fifo_is_rejected_not_read_as_empty(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        open_capture(fifo)

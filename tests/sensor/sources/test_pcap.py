@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sensor.errors import InputError
+from sensor.sources.batch import Damage
 from sensor.sources.capture import open_capture
 from sensor.sources.pcap import (
     MAX_CAPLEN,
@@ -47,7 +48,7 @@ RECS: list[Rec] = [
 
 def read_all(
     path: Path, batch: int = 65536
-) -> tuple[list[tuple[int, int, int, int, bytes]], object]:
+) -> tuple[list[tuple[int, int, int, int, bytes]], Damage | None]:
     with open_capture(path) as r:
         out = [
             (

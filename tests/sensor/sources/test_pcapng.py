@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sensor.sources.batch import Damage
 from sensor.sources.capture import open_capture
 from sensor.sources.pcapng import PcapngParser, ticks_to_ns
 
@@ -69,7 +70,7 @@ def pb(ifid: int, ticks: int, data: bytes, order: str = "<") -> bytes:
 Row = tuple[int, int, int, int, bytes]
 
 
-def read(path: Path, batch: int = 65536) -> tuple[list[Row], object]:
+def read(path: Path, batch: int = 65536) -> tuple[list[Row], Damage | None]:
     with open_capture(path) as r:
         assert r.format == "pcapng"
         rows = [
@@ -262,3 +263,51 @@ def test_corpus_multi_interface_matches_tshark() -> None:
         (1767663437128303000, 70),
         (1767663437140942000, 182),
     ]
+
+
+def test_hostile_idb_options_do_not_crash(tmp_path: Path) -> None:
+    data = (
+        shb()
+        + idb(1, tsresol=0xFF, tsoffset=2**63 - 1)
+        + block(1, struct.pack("<HHI", 1, 0, 0) + struct.pack("<HH", 9, 0xFFFF))  # option overruns
+        + epb(0, 2**64 - 1, b"a")
+        + epb(1, 12345, b"b")
+    )
+    rows, damage = read(write(tmp_path, data))
+    assert damage is None
+    assert [(r[0], r[4]) for r in rows][1] == (12_345_000, b"b")  # defaults kept
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=6)
+)
+def test_mutated_pcapng_never_raises(
+    tmp_path_factory: pytest.TempPathFactory, flips: list[tuple[int, int]]
+) -> None:
+    base = bytearray(
+        shb()
+        + idb(1, tsresol=9)
+        + idb(113, snap=20, tsresol=0x94)
+        + epb(0, 1, b"x" * 30)
+        + spb(b"y" * 30, 30)
+        + pb(1, 2, b"z" * 7)
+        + shb(">")
+        + idb(1, order=">")
+        + epb(0, 3, b"w" * 9, order=">")
+    )
+    for pos, val in flips:
+        base[pos % len(base)] = val
+    p = tmp_path_factory.mktemp("m") / "x"
+    p.write_bytes(bytes(base))
+    try:
+        r = open_capture(p)
+    except Exception as e:  # only InputError is allowed, and only at open
+        from sensor.errors import InputError
+
+        assert isinstance(e, InputError)
+        return
+    with r:
+        for b in r.batches(2):
+            assert ((b.offsets + b.caplens) <= len(b.buf)).all()
+            assert (b.caplens >= 0).all() and (b.caplens <= 262144).all()
