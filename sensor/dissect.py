@@ -33,6 +33,11 @@ def _prefix_ints(prefixes: tuple[bytes, ...]) -> npt.NDArray[np.int64]:
     return np.array([int.from_bytes(p[:4], "big") for p in prefixes], dtype=np.int64)
 
 
+# one selected packet: ts_ns, src_hi, src_lo, sport, dst_hi, dst_lo, dport, proto, flow key,
+# and the sequence number of its first payload byte (a SYN's data starts at seq + 1: TFO)
+_Pkt = tuple[int, int, int, int, int, int, int, int, int, int]
+
+
 @dataclass(slots=True)
 class _Stream:
     """One direction of a TCP stream being collected until a message completes."""
@@ -143,42 +148,45 @@ class Dissector:
 
         streams = self._streams
         buf_b = buf  # local for speed
-        for i, k, dk, o, n in zip(sel.tolist(), code[sel].tolist(), dkeys[sel].tolist(),
-                                  p[sel].tolist(), L[sel].tolist(), strict=True):
+        pkts = zip(ts_ns[sel].tolist(), c.src_hi[sel].tolist(), c.src_lo[sel].tolist(),
+                   c.sport[sel].tolist(), c.dst_hi[sel].tolist(), c.dst_lo[sel].tolist(),
+                   c.dport[sel].tolist(), c.proto[sel].tolist(), keys[sel].tolist(),
+                   ((c.tcp_seq[sel].astype(np.int64) + ((c.tcp_flags[sel] >> 1) & 1))
+                    & 0xFFFFFFFF).tolist(), strict=True)
+        for pk, k, dk, o, n in zip(pkts, code[sel].tolist(), dkeys[sel].tolist(),
+                                   p[sel].tolist(), L[sel].tolist(), strict=True):
             data = buf_b[o: o + n].tobytes()
             if k == 1:
-                self._udp(i, data, c, ts_ns, keys)
+                self._udp(pk, data)
                 continue
             if k == 2:
-                self._quic_datagram(dk, i, data, c, ts_ns, keys)
+                self._quic_datagram(dk, pk, data)
                 continue
             st = streams.get(dk)
             if st is not None:
-                self._continue(dk, st, i, data, c, ts_ns, keys)
+                self._continue(dk, st, pk, data)
             elif k == 3:
-                self._start("tls", dk, i, data, c, ts_ns, keys)
+                self._start("tls", dk, pk, data)
             elif k == 4:
-                self._start("http.request", dk, i, data, c, ts_ns, keys)
+                self._start("http.request", dk, pk, data)
             elif k == 5:
-                self._start("dns.tcp", dk, i, data, c, ts_ns, keys)
+                self._start("dns.tcp", dk, pk, data)
             elif k == 6:
-                self._decode_once("http.response", i, data, c, ts_ns, keys)
+                self._decode_once("http.response", pk, data)
 
     # -- TCP streams ---------------------------------------------------------
 
-    def _start(self, kind: str, dk: int, i: int, data: bytes, c: Columns, ts_ns: I64,
-               keys: U64) -> None:
-        st = _Stream(kind, (int(c.tcp_seq[i]) + len(data)) & 0xFFFFFFFF, bytearray(data))
-        if not self._try(st, i, c, ts_ns, keys):
+    def _start(self, kind: str, dk: int, pk: _Pkt, data: bytes) -> None:
+        st = _Stream(kind, (pk[9] + len(data)) & 0xFFFFFFFF, bytearray(data))
+        if not self._try(st, pk):
             if len(self._streams) >= self.settings.max_pending_streams:
                 self.stats.streams_abandoned += 1
                 return
             self._streams[dk] = st
             self._pending_dirty = True
 
-    def _continue(self, dk: int, st: _Stream, i: int, data: bytes, c: Columns, ts_ns: I64,
-                  keys: U64) -> None:
-        seq = int(c.tcp_seq[i])
+    def _continue(self, dk: int, st: _Stream, pk: _Pkt, data: bytes) -> None:
+        seq = pk[9]
         delta = (seq - st.next_seq) & 0xFFFFFFFF
         if delta == 0:
             st.data += data
@@ -202,7 +210,7 @@ class Dissector:
             else:
                 return
         st.segments += 1
-        if self._try(st, i, c, ts_ns, keys):
+        if self._try(st, pk):
             if st.kind == "dns.tcp" and st.data:
                 return  # more messages may follow on this stream
             self._drop(dk, done=True)
@@ -216,21 +224,19 @@ class Dissector:
             if not done:
                 self.stats.streams_abandoned += 1
 
-    def _try(self, st: _Stream, i: int, c: Columns, ts_ns: I64, keys: U64) -> bool:
+    def _try(self, st: _Stream, pk: _Pkt) -> bool:
         """Decode what the stream holds; True when nothing more is awaited."""
         data = bytes(st.data)
         try:
             if st.kind == "tls":
-                self._observe("tls.client_hello", tls_dec.client_hello_from_stream(data), i, c,
-                              ts_ns, keys)
+                self._observe("tls.client_hello", tls_dec.client_hello_from_stream(data), pk)
                 return True
             if st.kind == "http.request":
-                self._observe("http.request", http_dec.parse_request_head(data), i, c, ts_ns,
-                              keys)
+                self._observe("http.request", http_dec.parse_request_head(data), pk)
                 return True
             msgs, used = dns_dec.parse_dns_tcp(data)
             for m in msgs:
-                self._observe("dns", m, i, c, ts_ns, keys)
+                self._observe("dns", m, pk)
             del st.data[:used]
             return used > 0 and not st.data
         except NeedMoreData:
@@ -239,25 +245,23 @@ class Dissector:
             self.stats.decode_errors += 1
             return True
 
-    def _decode_once(self, kind: str, i: int, data: bytes, c: Columns, ts_ns: I64,
-                     keys: U64) -> None:
+    def _decode_once(self, kind: str, pk: _Pkt, data: bytes) -> None:
         try:
-            self._observe(kind, http_dec.parse_response_head(data), i, c, ts_ns, keys)
+            self._observe(kind, http_dec.parse_response_head(data), pk)
         except DecodeError:
             self.stats.decode_errors += 1
 
     # -- UDP -----------------------------------------------------------------
 
-    def _udp(self, i: int, data: bytes, c: Columns, ts_ns: I64, keys: U64) -> None:
+    def _udp(self, pk: _Pkt, data: bytes) -> None:
         try:
             msg = dns_dec.parse_dns(data)
         except DecodeError:
             self.stats.decode_errors += 1
             return
-        self._observe("dns", msg, i, c, ts_ns, keys)
+        self._observe("dns", msg, pk)
 
-    def _quic_datagram(self, dk: int, i: int, data: bytes, c: Columns, ts_ns: I64,
-                       keys: U64) -> None:
+    def _quic_datagram(self, dk: int, pk: _Pkt, data: bytes) -> None:
         conn = self._quic.get(dk)
         if conn is not None and conn.done:
             return
@@ -286,23 +290,22 @@ class Dissector:
             return
         if ch is not None:
             conn.done = True
-            self._observe("quic.client_hello", ch, i, c, ts_ns, keys)
+            self._observe("quic.client_hello", ch, pk)
 
     # -- output --------------------------------------------------------------
 
-    def _observe(self, kind: str, payload: Payload, i: int, c: Columns, ts_ns: I64,
-                 keys: U64) -> None:
+    def _observe(self, kind: str, payload: Payload, pk: _Pkt) -> None:
         self.stats.packets_decoded += 1
         self.stats.observations += 1
         self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
         self.emit(Observation(
             kind=kind,
-            ts_ns=int(ts_ns[i]),
-            src_ip=self._ip(int(c.src_hi[i]), int(c.src_lo[i])),
-            src_port=int(c.sport[i]),
-            dst_ip=self._ip(int(c.dst_hi[i]), int(c.dst_lo[i])),
-            dst_port=int(c.dport[i]),
-            transport="tcp" if c.proto[i] == PROTO_TCP else "udp",
-            flow_id=int(keys[i]),
+            ts_ns=pk[0],
+            src_ip=self._ip(pk[1], pk[2]),
+            src_port=pk[3],
+            dst_ip=self._ip(pk[4], pk[5]),
+            dst_port=pk[6],
+            transport="tcp" if pk[7] == PROTO_TCP else "udp",
+            flow_id=pk[8],
             payload=payload,
         ))

@@ -32,6 +32,7 @@ HTTP_METHOD_PREFIXES: tuple[bytes, ...] = (
     b"OPTI",  # OPTIONS
     b"PATC",  # PATCH
     b"CONN",  # CONNECT
+    b"RPC_",  # RPC_IN_DATA / RPC_OUT_DATA (RPC over HTTP, Outlook Anywhere)
     b"TRAC",  # TRACE
     b"PROP",  # PROPFIND / PROPPATCH (WebDAV)
     b"MKCO",  # MKCOL

@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sensor.sources.batch import (
+    LINKTYPE_C_HDLC,
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
     LINKTYPE_IPV6,
@@ -30,6 +31,8 @@ from sensor.sources.batch import (
     LINKTYPE_LINUX_SLL2,
     LINKTYPE_LOOP,
     LINKTYPE_NULL,
+    LINKTYPE_PPP,
+    LINKTYPE_PPP_HDLC,
     LINKTYPE_RAW,
     LINKTYPE_RAW_ALT,
 )
@@ -249,6 +252,22 @@ def _link(r: _Reader, start: I64, end: I64, lt: I64) -> tuple[I64, I64, U64, U16
         l3 = np.where(sll2, start + 20, l3)
         et = np.where(sll2, r.be16(start, sll2), et)
 
+    ppp = ((lt == LINKTYPE_PPP) | (lt == LINKTYPE_PPP_HDLC)) & (start + 4 <= end)
+    if ppp.any():
+        # optional address/control 0xff 0x03, then a 2-byte protocol (or 1 byte when compressed)
+        ac = (r.u8(start, ppp) == 0xFF) & (r.u8(start + 1, ppp) == 0x03)
+        pos = np.where(ac, start + 2, start)
+        one = (r.u8(pos, ppp) & 1) == 1
+        proto = np.where(one, r.u8(pos, ppp), r.be16(pos, ppp))
+        et = np.where(ppp, np.where(proto == 0x21, _ETH_IPV4,
+                                    np.where(proto == 0x57, _ETH_IPV6, 0)), et)
+        l3 = np.where(ppp, pos + np.where(one, 1, 2), l3)
+    chdlc = (lt == LINKTYPE_C_HDLC) & (start + 4 <= end)
+    if chdlc.any():
+        # Cisco HDLC: address, control, then an ethertype
+        et = np.where(chdlc, r.be16(start + 2, chdlc), et)
+        l3 = np.where(chdlc, start + 4, l3)
+
     null = ((lt == LINKTYPE_NULL) | (lt == LINKTYPE_LOOP)) & (start + 4 <= end)
     if null.any():
         # the family is in the capturing host's byte order (NULL) or network order (LOOP)
@@ -312,10 +331,12 @@ def _network(r: _Reader, l3: I64, et: I64, end: I64, n: int) -> Columns:
         ipver = np.where(v6, 6, ipver).astype(np.uint8)
         plen = r.be16(l3 + 4, v6)
         nh = r.u8(l3 + 6, v6)
-        src_hi = np.where(v6, r.be64(l3 + 8, v6), src_hi)
-        src_lo = np.where(v6, r.be64(l3 + 16, v6), src_lo)
-        dst_hi = np.where(v6, r.be64(l3 + 24, v6), dst_hi)
-        dst_lo = np.where(v6, r.be64(l3 + 32, v6), dst_lo)
+        i6 = np.flatnonzero(v6)  # addresses: gather for the IPv6 subset only
+        b6 = l3[i6]
+        src_hi[i6] = r.be64(b6 + 8, v6)
+        src_lo[i6] = r.be64(b6 + 16, v6)
+        dst_hi[i6] = r.be64(b6 + 24, v6)
+        dst_lo[i6] = r.be64(b6 + 32, v6)
         ip_bytes = np.where(v6, np.where(plen == 0, end - l3, plen + 40), ip_bytes)
         ip_end = np.where(v6, np.where(plen == 0, end, l3 + 40 + plen), ip_end)
         pos = l3 + 40

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.corpus
 FIELDS = ("sni", "quic_sni", "dns", "http_host", "http_uri", "http_ua")
 CATEGORIES = ("peer-quirk", "known-limitation", "our-bug-open")
 MIN_AGREEMENT = 0.99
-MIN_RAW_AGREEMENT = 0.90  # measured: 93% (QUIC SNIs not compared)
+MIN_RAW_AGREEMENT = 0.90  # measured: 92.4% (439 of 475 captures), QUIC SNIs compared
 LLMNR_PORT = 5355
 # tshark writes these instead of a name it cannot decode (loops, > 255 bytes,
 # label types 0x40/0x80): they are diagnostics, not names.
@@ -71,7 +71,8 @@ def read_tsv(path: Path) -> list[dict[str, str]]:
 
 
 def host_name(v: str) -> str:
-    """Case-insensitive names: lower-case, no trailing dot."""
+    """SNI, DNS and Host names are case-insensitive: tshark shows them as sent,
+    we lower-case SNI and Host; compare lower-cased, without a trailing dot."""
     return v.strip().lower().rstrip(".")
 
 
@@ -114,7 +115,7 @@ def is_client_hello(o: dict[str, Any]) -> bool:
 
 
 def is_quic(o: dict[str, Any]) -> bool:
-    return o["kind"] == QUIC_KIND or o["transport"] == "udp"
+    return bool(o["kind"] == QUIC_KIND or o["transport"] == "udp")
 
 
 def quic_wired(results: Iterable[HuntResult]) -> bool:
@@ -158,7 +159,8 @@ def tshark_sets(rows: list[dict[str, str]], ours: Sets) -> Sets:
             s[key].update(host_name(v) for v in sni.split(","))
         qname = row.get("dns.qry.name", "")
         if qname:
-            # our observation carries the first question only (docs/findings.md)
+            # our observation carries the first question only (docs/findings.md);
+            # only mDNS captures have more (5 captures, e.g. zeek dns/mdns.pcap)
             first = qname.split(",")[0]
             if first.lower() == "<root>":
                 s["dns"].add("")  # the root name: our query is ""

@@ -170,3 +170,13 @@ def test_random_bytes_never_crash_and_stay_in_bounds(pkts):
     for i in range(len(pkts)):
         if c.pay_len[i] > 0:
             assert offs[i] <= c.pay_off[i] and c.pay_off[i] + c.pay_len[i] <= offs[i] + caps[i]
+
+
+def test_ppp_and_cisco_hdlc_link_types():
+    ip = bytes(IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=1, dport=2) / b"abc")
+    ppp_ac = b"\xff\x03\x00\x21" + ip  # address/control + protocol IPv4
+    ppp = b"\x00\x21" + ip  # address/control omitted
+    chdlc = b"\x0f\x00\x08\x00" + ip
+    c = run([(ppp_ac, 9), (ppp, 9), (chdlc, 104), (ppp_ac, 50)])
+    assert c.ok.all() and list(c.pay_len) == [3, 3, 3, 3]
+    assert {src(c, i) for i in range(4)} == {"10.0.0.1"}
