@@ -137,7 +137,7 @@ def _load_catalog(sig_dirs: tuple[Path, ...]) -> Catalog:
 @click.option("-c", "--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="TOML config file (see docs/config.md).")
 @click.option("--batch-packets", type=click.IntRange(1024, 4_000_000), default=None,
-              help="Packets per batch (default 65536).")
+              help="Packets per batch (default 32768).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress line on stderr (default: only when stderr is a terminal).")
 @click.option("-q", "--quiet", is_flag=True, help="No summary table on stderr.")

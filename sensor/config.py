@@ -16,7 +16,7 @@ from sensor.flows import FlowTimeouts
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    batch_packets: int = 65536
+    batch_packets: int = 32768
     max_flows: int = 500_000
     timeouts: FlowTimeouts = field(default_factory=FlowTimeouts)
     signature_dirs: tuple[Path, ...] = ()  # empty: the bundled signatures/

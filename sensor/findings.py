@@ -11,10 +11,18 @@ SCHEMA = "shadowai.finding/v1"
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 
+_ts_cache: dict[int, str] = {}
+
+
 def rfc3339(ts_ns: int) -> str:
     """RFC 3339 UTC with microseconds, e.g. 2026-11-26T20:35:00.123456Z."""
-    dt = datetime.fromtimestamp(ts_ns // 1_000_000_000, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{(ts_ns // 1000) % 1_000_000:06d}Z"
+    sec = ts_ns // 1_000_000_000
+    head = _ts_cache.get(sec)
+    if head is None:  # traffic repeats the same seconds: format each second once
+        if len(_ts_cache) > 4096:
+            _ts_cache.clear()
+        head = _ts_cache[sec] = datetime.fromtimestamp(sec, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{head}.{(ts_ns // 1000) % 1_000_000:06d}Z"
 
 
 def finding_id(*parts: str) -> str:

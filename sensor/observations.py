@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sensor.decoders.ja4 import ja4
 from sensor.findings import rfc3339
 from sensor.flows import community_id
 from sensor.records import (
@@ -27,6 +28,20 @@ def tls_version_names(versions: tuple[int, ...]) -> list[str]:
     return [_TLS_VERSIONS.get(v, f"0x{v:04x}") for v in versions if not _is_grease(v)]
 
 
+_cid_cache: dict[tuple[str, int, str, int, int], str] = {}
+
+
+def _community_id(src: str, sport: int, dst: str, dport: int, proto: int) -> str:
+    # many observations share a flow (DNS, keep-alive HTTP): hash each flow once
+    k = (src, sport, dst, dport, proto)
+    cid = _cid_cache.get(k)
+    if cid is None:
+        if len(_cid_cache) > 100_000:
+            _cid_cache.clear()
+        cid = _cid_cache[k] = community_id(src, sport, dst, dport, proto)
+    return cid
+
+
 def observation_dict(o: Observation) -> dict[str, Any]:
     proto = 6 if o.transport == "tcp" else 17
     d: dict[str, Any] = {
@@ -38,7 +53,7 @@ def observation_dict(o: Observation) -> dict[str, Any]:
         "dst_ip": o.dst_ip,
         "dst_port": o.dst_port,
         "transport": o.transport,
-        "community_id": community_id(o.src_ip, o.src_port, o.dst_ip, o.dst_port, proto),
+        "community_id": _community_id(o.src_ip, o.src_port, o.dst_ip, o.dst_port, proto),
     }
     p = o.payload
     if isinstance(p, TlsClientHello):
@@ -46,12 +61,7 @@ def observation_dict(o: Observation) -> dict[str, Any]:
                  versions=tls_version_names(p.supported_versions or (p.legacy_version,)),
                  legacy_version=f"0x{p.legacy_version:04x}", has_ech=p.has_ech,
                  cipher_suites=len(p.cipher_suites), extensions=len(p.extensions))
-        try:
-            from sensor.decoders.ja4 import ja4
-
-            d["ja4"] = ja4(p, "q" if o.transport == "udp" else "t")
-        except Exception:  # a fingerprint failure must not lose the observation
-            d["ja4"] = None
+        d["ja4"] = ja4(p, "q" if o.transport == "udp" else "t")
     elif isinstance(p, DnsMessage):
         q = p.questions[0] if p.questions else None
         d.update(txid=p.txid, is_response=p.is_response, opcode=p.opcode, rcode=p.rcode,
