@@ -41,8 +41,8 @@ class Lab:
         self._mac = {}
 
     def _eth(self, ip: str) -> Ether:
-        mac = self._mac.setdefault(ip, "02:00:00:00:%02x:%02x" % (len(self._mac) // 256,
-                                                                  len(self._mac) % 256))
+        n = len(self._mac)
+        mac = self._mac.setdefault(ip, f"02:00:00:00:{n // 256:02x}:{n % 256:02x}")
         return Ether(src=mac, dst="02:ff:ff:ff:ff:ff")
 
     def _add(self, p, dt: float = 0.001) -> None:

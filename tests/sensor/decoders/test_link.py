@@ -166,7 +166,7 @@ def test_ip_text_round_trip():
 def test_random_bytes_never_crash_and_stay_in_bounds(pkts):
     c = run(pkts)
     caps = [len(p) for p, _ in pkts]
-    offs = np.cumsum([0] + caps[:-1])
+    offs = np.cumsum([0, *caps[:-1]])
     for i in range(len(pkts)):
         if c.pay_len[i] > 0:
             assert offs[i] <= c.pay_off[i] and c.pay_off[i] + c.pay_len[i] <= offs[i] + caps[i]
