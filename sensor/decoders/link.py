@@ -425,7 +425,8 @@ def _tunnel(r: _Reader, c: Columns, end: I64) -> tuple[I64, I64]:
     inner = np.where(ipip, p, inner)
     ilt = np.where(ipip, _LT_IP, ilt)
 
-    gre = ok & (proto == 47) & (plen >= 4)
+    # GRE, also carried in UDP (RFC 8086, port 4754)
+    gre = ok & ((proto == 47) | ((proto == PROTO_UDP) & (dport == 4754))) & (plen >= 4)
     if gre.any():
         fl = r.be16(p, gre)
         ptype = r.be16(p + 2, gre)
@@ -467,6 +468,14 @@ def _tunnel(r: _Reader, c: Columns, end: I64) -> tuple[I64, I64]:
         vx &= (r.u8(p, vx) & 0x08) != 0  # VNI-present flag
         inner = np.where(vx, p + 8, inner)
         ilt = np.where(vx, LINKTYPE_ETHERNET, ilt)
+    gpe = udp & (dport == 4790) & (plen >= 16)
+    if gpe.any():
+        # VXLAN-GPE: next protocol 1 IPv4, 2 IPv6, 3 Ethernet
+        nxt = r.u8(p + 3, gpe)
+        gpe_ip = gpe & ((nxt == 1) | (nxt == 2))
+        gpe_eth = gpe & (nxt == 3)
+        inner = np.where(gpe_ip | gpe_eth, p + 8, inner)
+        ilt = np.where(gpe_eth, LINKTYPE_ETHERNET, np.where(gpe_ip, _LT_IP, ilt))
     gen = udp & (dport == 6081) & (plen >= 8)
     if gen.any():
         optlen = (r.u8(p, gen) & 0x3F) * 4

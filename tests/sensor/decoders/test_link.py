@@ -180,3 +180,14 @@ def test_ppp_and_cisco_hdlc_link_types():
     c = run([(ppp_ac, 9), (ppp, 9), (chdlc, 104), (ppp_ac, 50)])
     assert c.ok.all() and list(c.pay_len) == [3, 3, 3, 3]
     assert {src(c, i) for i in range(4)} == {"10.0.0.1"}
+
+
+def test_gre_in_udp_and_vxlan_gpe():
+    inner = bytes(IP(src="10.1.1.1", dst="10.2.2.2") / UDP(sport=5, dport=53) / b"q")
+    gre_udp = Ether() / IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=999, dport=4754) / (
+        b"\x00\x00\x08\x00" + inner)
+    gpe = Ether() / IP(src="192.0.2.1", dst="192.0.2.2") / UDP(sport=999, dport=4790) / (
+        b"\x0c\x00\x00\x01" + b"\x00\x00\x05\x00" + inner)
+    c = run([(bytes(gre_udp), 1), (bytes(gpe), 1)])
+    assert c.tunnelled.all()
+    assert [src(c, 0), src(c, 1)] == ["10.1.1.1", "10.1.1.1"] and list(c.dport) == [53, 53]
