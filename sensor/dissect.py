@@ -60,7 +60,6 @@ class _QuicConn:
 
 @dataclass(slots=True)
 class DissectStats:
-    packets_decoded: int = 0
     decode_errors: int = 0
     streams_abandoned: int = 0  # budget spent or table full before a message completed
     quic_undecryptable: int = 0  # long-header datagrams with no decryptable client Initial
@@ -211,8 +210,6 @@ class Dissector:
                 return
         st.segments += 1
         if self._try(st, pk):
-            if st.kind == "dns.tcp" and st.data:
-                return  # more messages may follow on this stream
             self._drop(dk, done=True)
         elif (len(st.data) > self.settings.stream_bytes
               or st.segments > self.settings.stream_segments):
@@ -295,7 +292,6 @@ class Dissector:
     # -- output --------------------------------------------------------------
 
     def _observe(self, kind: str, payload: Payload, pk: _Pkt) -> None:
-        self.stats.packets_decoded += 1
         self.stats.observations += 1
         self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
         self.emit(Observation(

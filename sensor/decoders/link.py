@@ -112,11 +112,10 @@ class _Reader:
     stays in 32 bits, which halves the memory traffic of the hot path.
     """
 
-    __slots__ = ("buf", "size")
+    __slots__ = ("buf",)
 
     def __init__(self, buf: U8) -> None:
         self.buf = buf
-        self.size = int(buf.shape[0])
 
     def _g(self, pos: I64) -> A:
         out: A = np.take(self.buf, pos, mode="clip")
