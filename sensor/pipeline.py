@@ -10,18 +10,20 @@ and returns the findings. Inputs and outputs (files, sinks) are the caller's.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from sensor.catalog.index import Catalog, Match
 from sensor.config import Settings
 from sensor.decoders.link import classify
+from sensor.detect.base import FlowDetector, ObservationDetector
 from sensor.detect.usage import UsageDetector
 from sensor.dissect import Dissector
 from sensor.enrich.dns_correlation import DnsCorrelator
-from sensor.findings import Finding, ServiceRef
+from sensor.findings import ServiceRef
 from sensor.flows import Expired, FlowRecord, FlowTable, flow_keys
 from sensor.records import DnsMessage, HttpRequest, Observation, TlsClientHello
 from sensor.sources.batch import PacketBatch
@@ -58,7 +60,8 @@ def service_ref(m: Match) -> ServiceRef:
 
 class Pipeline:
     def __init__(self, settings: Settings, catalog: Catalog,
-                 on_observation: Callable[[Observation], None] | None = None) -> None:
+                 on_observation: Callable[[Observation], None] | None = None,
+                 detectors: Sequence[object] = ()) -> None:
         self.settings = settings
         self.catalog = catalog
         self.stats = PipelineStats()
@@ -67,6 +70,9 @@ class Pipeline:
         self.dns = DnsCorrelator(settings.dns_max_age_s, settings.max_dns_bindings)
         self.usage = UsageDetector(settings.max_evidence_values)
         self._on_observation = on_observation
+        self.detectors = list(detectors)
+        self._obs_detectors = [d for d in self.detectors if isinstance(d, ObservationDetector)]
+        self._flow_detectors = [d for d in self.detectors if isinstance(d, FlowDetector)]
         self._apps: dict[int, FlowApp] = {}
         self._watermark_ns = 0  # latest capture time seen: drives the timeouts
 
@@ -88,16 +94,31 @@ class Pipeline:
         for exp in self.flows.expire(self._watermark_ns):
             self._enrich(exp)
 
-    def finish(self) -> list[Finding]:
+    def feed_observation(self, o: Observation) -> None:
+        """An observation from a log source (Zeek, EVE) instead of packets."""
+        self._watermark_ns = max(self._watermark_ns, o.ts_ns)
+        self._observe(o)
+
+    def feed_flow(self, rec: FlowRecord) -> None:
+        """A finished flow from a log source; joined to earlier observations by ``key``."""
+        self._watermark_ns = max(self._watermark_ns, rec.last_ns)
+        self._enrich_record(rec, final=True)
+
+    def finish(self) -> list[Any]:
         for exp in self.flows.flush():
             self._enrich(exp)
-        return self.usage.findings()
+        out: list[Any] = list(self.usage.findings())
+        for d in self.detectors:
+            out.extend(d.findings())  # type: ignore[attr-defined]
+        return out
 
     # -- observations --------------------------------------------------------
 
     def _observe(self, o: Observation) -> None:
         if self._on_observation is not None:
             self._on_observation(o)
+        for d in self._obs_detectors:
+            d.on_observation(o)
         p = o.payload
         if isinstance(p, TlsClientHello):
             app = self._apps.setdefault(o.flow_id, FlowApp())
@@ -177,10 +198,31 @@ class Pipeline:
             if hit is not None:
                 self._attribute(rec, hit, res.name, "dns.answer", f"{res.name} {rec.server_ip}")
 
+    def _enrich_record(self, rec: FlowRecord, final: bool) -> None:
+        """One flow at a time (log sources): the same decisions as ``_enrich``."""
+        app = self._apps.pop(rec.key, None) if final else self._apps.get(rec.key)
+        if app is not None:
+            name, kind = (app.sni, app.sni_kind) if app.sni else (app.http_host, "http.host")
+            if name is not None:
+                hit = self._match(name)
+                if hit is not None:
+                    if app.client is not None and app.client != (rec.client_ip, rec.client_port):
+                        rec = _reversed(rec)
+                    self._attribute(rec, hit, name, kind, name)
+                return
+        res = self.dns.lookup(rec.client_ip, rec.server_ip, rec.first_ns)
+        if res is not None:
+            hit = self._match(res.name)
+            if hit is not None:
+                self._attribute(rec, hit, res.name, "dns.answer", f"{res.name} {rec.server_ip}")
+
     def _attribute(self, rec: FlowRecord, hit: Match, name: str, kind: str, value: str) -> None:
         self.stats.flows_attributed += 1
         self.stats.by_evidence[kind] = self.stats.by_evidence.get(kind, 0) + 1
-        self.usage.add_flow(rec, service_ref(hit), name, kind, value)
+        ref = service_ref(hit)
+        self.usage.add_flow(rec, ref, name, kind, value)
+        for d in self._flow_detectors:
+            d.on_flow(rec, ref, False)
 
 
 def _reversed(r: FlowRecord) -> FlowRecord:
