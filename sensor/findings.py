@@ -59,6 +59,12 @@ class Finding:
     dns_responses: int = 0
     evidence: dict[tuple[str, str], int] = field(default_factory=dict)
     severity: str = "medium"
+    attributed_by: set[str] = field(default_factory=set)  # tls.sni, dns.answer, ip.range...
+    ja4: dict[str, str | None] = field(default_factory=dict)  # JA4 -> client family
+    ja4_raw: dict[str, str] = field(default_factory=dict)  # JA4 -> JA4_r
+    non_browser: bool = False  # a known non-browser TLS client was seen
+    ech: bool = False  # a ClientHello offered Encrypted Client Hello to an ECH front
+    sanctioned: bool | None = None  # None: no policy decided it
 
     @property
     def id(self) -> str:
@@ -89,7 +95,16 @@ class Finding:
             "client": {"ip": self.client_ip, "mac": self.client_mac},
             "server": {"ip": self.server_ip, "port": self.server_port, "name": self.server_name},
             "service": {"id": self.service.id, "name": self.service.name,
-                        "vendor": self.service.vendor, "category": self.service.category},
+                        "vendor": self.service.vendor, "category": self.service.category,
+                        "sanctioned": self.sanctioned},
+            "attributed_by": sorted(self.attributed_by),
+            "tls": {
+                "ja4": sorted(self.ja4),
+                "ja4_r": [self.ja4_raw[k] for k in sorted(self.ja4_raw)],
+                "client_families": sorted({f for f in self.ja4.values() if f}),
+                "non_browser_client": self.non_browser,
+                "ech": self.ech,
+            },
             "evidence": [{"kind": k, "value": v, "count": n}
                          for (k, v), n in self.evidence.items()],
             "counts": {

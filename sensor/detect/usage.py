@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sensor.enrich.fingerprints import ClientFamily
 from sensor.findings import Finding, ServiceRef
 from sensor.flows import FlowRecord
 
@@ -21,7 +22,9 @@ class UsageDetector:
         return f
 
     def add_flow(self, flow: FlowRecord, service: ServiceRef, server_name: str,
-                 evidence_kind: str, evidence_value: str) -> None:
+                 evidence_kind: str, evidence_value: str, ja4: str | None = None,
+                 family: ClientFamily | None = None, ech: bool = False,
+                 ja4_raw: str | None = None) -> None:
         f = self._get(flow.client_ip, service, flow.first_ns)
         f.see(flow.first_ns)
         f.see(flow.last_ns)
@@ -35,6 +38,16 @@ class UsageDetector:
         f.bytes_client_to_server += flow.bytes_client_to_server
         f.bytes_server_to_client += flow.bytes_server_to_client
         f.add_evidence(evidence_kind, evidence_value, self.max_evidence)
+        f.attributed_by.add(evidence_kind)
+        if ja4 is not None and (ja4 in f.ja4 or len(f.ja4) < self.max_evidence):
+            f.ja4[ja4] = family.family if family is not None else None
+            f.add_evidence("tls.ja4", ja4, self.max_evidence)
+            if ja4_raw is not None:
+                f.ja4_raw.setdefault(ja4, ja4_raw)
+            if family is not None and not family.browser:
+                f.non_browser = True
+        if ech:
+            f.ech = True
 
     def add_dns(self, client_ip: str, service: ServiceRef, qname: str, ts_ns: int,
                 is_response: bool) -> None:
@@ -49,6 +62,7 @@ class UsageDetector:
         else:
             f.dns_queries += 1
         f.add_evidence("dns.query", qname, self.max_evidence)
+        f.attributed_by.add("dns.query")
 
     def findings(self) -> list[Finding]:
         out = sorted(self._findings.values(), key=lambda f: (f.first_ns, f.client_ip, f.service.id))

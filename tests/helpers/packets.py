@@ -9,7 +9,7 @@ from scapy.all import DNS, DNSQR, DNSRR, IP, TCP, UDP, Ether, wrpcap
 
 
 def client_hello_record(sni: str | None, alpn: tuple[bytes, ...] = (b"h2", b"http/1.1"),
-                        pad_to: int = 0) -> bytes:
+                        pad_to: int = 0, ech: bool = False) -> bytes:
     """A TLS 1.3-style ClientHello in one TLS record; ``pad_to`` grows it (PQ key shares)."""
     exts = b""
     if sni is not None:
@@ -22,6 +22,10 @@ def client_hello_record(sni: str | None, alpn: tuple[bytes, ...] = (b"h2", b"htt
     exts += struct.pack("!HHB", 43, 5, 4) + b"\x03\x04\x03\x03"  # supported_versions
     exts += struct.pack("!HHH", 13, 4, 2) + b"\x04\x03"  # signature_algorithms
     exts += struct.pack("!HHH", 10, 4, 2) + b"\x00\x1d"  # supported_groups
+    if ech:  # encrypted_client_hello (outer): type, kdf/aead, config id, enc, payload
+        payload = b"\x00" + struct.pack("!HH", 1, 1) + b"\x2a" + struct.pack("!H", 32) + \
+            b"\x33" * 32 + struct.pack("!H", 16) + b"\x44" * 16
+        exts += struct.pack("!HH", 0xFE0D, len(payload)) + payload
     body = b"\x03\x03" + b"\x11" * 32 + b"\x20" + b"\x22" * 32
     body += struct.pack("!H", 4) + b"\x13\x01\x13\x02" + b"\x01\x00"
     if pad_to:
