@@ -7,13 +7,19 @@ pattern that steals another service's names fails here rather than in the field.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sensor.catalog.index import Catalog, normalise_hostname
+from sensor.catalog.domains import (
+    load_shared_apexes,
+    public_suffix,
+    registered_domain,
+    shared_apexes_path,
+)
+from sensor.catalog.index import Catalog, normalise_hostname, request_path
 from sensor.catalog.loader import LoadResult, load_paths
-from sensor.catalog.schema import Location, Problem, Service
+from sensor.catalog.schema import HostPattern, Location, Problem, Service
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +39,10 @@ class LintReport:
 def lint_paths(paths: Sequence[Path]) -> LintReport:
     result = load_paths(paths)
     problems = list(result.problems)
+    apexes, apex_problems = load_shared_apexes(shared_apexes_path(tuple(paths)))
+    problems.extend(apex_problems)
     problems.extend(check_services(result.services))
+    problems.extend(check_shared_apexes(result.services, apexes))
     problems.sort(key=lambda p: (p.location.file, p.location.line, p.message))
     return LintReport(result, tuple(problems))
 
@@ -46,7 +55,7 @@ def check_services(services: Sequence[Service]) -> list[Problem]:
         loc = svc.location or Location("?", 0)
         ctx = f"service '{svc.id}': "
         for host in svc.examples_match:
-            got = catalog.match_uncached(host)
+            got = catalog.match_example(host)
             if got is None:
                 problems.append(Problem(loc, f"{ctx}example '{host}' matches nothing"))
             elif got.service.id != svc.id:
@@ -58,7 +67,7 @@ def check_services(services: Sequence[Service]) -> list[Problem]:
                     )
                 )
         for host in svc.examples_nomatch:
-            got = catalog.match_uncached(host)
+            got = catalog.match_example(host)
             if got is not None and got.service.id == svc.id:
                 problems.append(
                     Problem(
@@ -77,7 +86,7 @@ def check_services(services: Sequence[Service]) -> list[Problem]:
                         "warning",
                     )
                 )
-            if not any(pat.matches(normalise_hostname(h)) for h in svc.examples_match):
+            if not any(_example_hits(pat, h) for h in svc.examples_match):
                 problems.append(
                     Problem(
                         ploc,
@@ -86,3 +95,53 @@ def check_services(services: Sequence[Service]) -> list[Problem]:
                     )
                 )
     return problems
+
+
+def check_shared_apexes(services: Sequence[Service], apexes: Mapping[str, str]) -> list[Problem]:
+    """Refuse patterns that would claim a whole shared platform for one AI service.
+
+    A bare registered domain is too broad when it belongs to a non-AI platform
+    (``google.com``, ``github.com``: listed in ``shared-apexes.yaml``) or when the
+    entry itself says the name is shared: the AI traffic must then be named by
+    a more specific host or restricted with ``paths``. A pattern that is itself
+    a public suffix (``co.uk``) is always refused.
+    """
+    problems: list[Problem] = []
+    for svc in services:
+        ctx = f"service '{svc.id}': "
+        for pat in svc.hosts:
+            if pat.paths:
+                continue
+            loc = pat.location or svc.location or Location("?", 0)
+            apex = registered_domain(pat.value)
+            if not apex:
+                if public_suffix(pat.value) == pat.value:
+                    problems.append(
+                        Problem(loc, f"{ctx}{pat.kind} '{pat.value}' is a public suffix")
+                    )
+            elif apex != pat.value:
+                continue
+            elif apex in apexes:
+                problems.append(
+                    Problem(
+                        loc,
+                        f"{ctx}{pat.kind} '{pat.value}' is the bare domain of a shared "
+                        f"platform ({apexes[apex]}); name the AI hosts or add 'paths'",
+                    )
+                )
+            elif pat.shared:
+                problems.append(
+                    Problem(
+                        loc,
+                        f"{ctx}{pat.kind} '{pat.value}' is a bare registered domain marked "
+                        "shared: name the AI hosts or add 'paths'",
+                    )
+                )
+    return problems
+
+
+def _example_hits(pat: HostPattern, example: str) -> bool:
+    host, slash, path = example.partition("/")
+    if pat.paths and not (slash and pat.matches_path(request_path("/" + path))):
+        return False
+    return pat.matches(normalise_hostname(host))

@@ -8,6 +8,7 @@ stopping at the first one, so one ``signatures lint`` run shows them all.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +18,11 @@ import yaml
 
 from sensor.catalog.schema import (
     ID_RE,
+    PATH_RE,
     URL_RE,
     Category,
     HostPattern,
+    IpRange,
     Location,
     PatternKind,
     Problem,
@@ -39,9 +42,21 @@ _BOOL = "tag:yaml.org,2002:bool"
 
 FILE_KEYS = frozenset({"vendor", "services"})
 SERVICE_KEYS = frozenset(
-    {"id", "name", "vendor", "category", "hosts", "references", "examples", "risk", "notes"}
+    {
+        "id",
+        "name",
+        "vendor",
+        "category",
+        "hosts",
+        "references",
+        "examples",
+        "risk",
+        "notes",
+        "ip_ranges",
+    }
 )
-HOST_KEYS = frozenset({"exact", "suffix", "shared", "role"})
+HOST_KEYS = frozenset({"exact", "suffix", "shared", "role", "paths"})
+IP_RANGE_KEYS = frozenset({"cidr", "role", "source"})
 EXAMPLE_KEYS = frozenset({"match", "nomatch"})
 
 
@@ -144,19 +159,54 @@ def cross_check(services: Sequence[Service]) -> list[Problem]:
                     f"duplicate service id '{svc.id}' (first at {first.location})",
                 )
             )
-    seen: dict[tuple[str, str], tuple[Service, HostPattern]] = {}
+    # a path-restricted pattern is keyed per prefix: the same name may appear
+    # once bare and once per path prefix, but never twice for the same traffic
+    seen: dict[tuple[str, str, str], tuple[Service, HostPattern]] = {}
     for svc in services:
         for pat in svc.hosts:
-            key = (pat.kind, pat.value)
-            prev = seen.setdefault(key, (svc, pat))
-            if prev[1] is not pat:
-                problems.append(
-                    Problem(
-                        _loc(pat.location),
-                        f"service '{svc.id}': duplicate host {pat.kind} '{pat.value}' "
-                        f"(already in service '{prev[0].id}' at {prev[1].location})",
+            for prefix in pat.paths or ("",):
+                key = (pat.kind, pat.value, prefix)
+                prev = seen.setdefault(key, (svc, pat))
+                if prev[1] is not pat:
+                    what = f" path '{prefix}'" if prefix else ""
+                    problems.append(
+                        Problem(
+                            _loc(pat.location),
+                            f"service '{svc.id}': duplicate host {pat.kind} '{pat.value}'{what} "
+                            f"(already in service '{prev[0].id}' at {prev[1].location})",
+                        )
                     )
+    problems.extend(_check_ip_overlaps(services))
+    return problems
+
+
+def _check_ip_overlaps(services: Sequence[Service]) -> list[Problem]:
+    """Two entries claiming overlapping addresses make an IP match ambiguous."""
+    problems: list[Problem] = []
+    nets: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, Service, IpRange]] = []
+    for svc in services:
+        for rng in svc.ip_ranges:
+            nets.append((ipaddress.ip_network(rng.cidr), svc, rng))
+    # sort by (version, first address); an overlap then shows up between neighbours
+    # or with the widest range still open, which the running max tracks
+    nets.sort(key=lambda t: (t[0].version, int(t[0].network_address), -t[0].prefixlen))
+    open_: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, Service, IpRange] | None = None
+    for cur in nets:
+        net, svc, rng = cur
+        if open_ is not None and open_[0].version == net.version and (
+            int(net.network_address) <= int(open_[0].broadcast_address)
+        ):
+            prev_net, prev_svc, prev_rng = open_
+            problems.append(
+                Problem(
+                    _loc(rng.location),
+                    f"service '{svc.id}': ip range {net} overlaps {prev_net} "
+                    f"(service '{prev_svc.id}' at {prev_rng.location})",
                 )
+            )
+            if int(net.broadcast_address) <= int(prev_net.broadcast_address):
+                continue
+        open_ = cur
     return problems
 
 
@@ -269,6 +319,7 @@ class _FileParser:
         risk = self.enum(fields, "risk", Risk, ctx)
         notes = self.string(fields["notes"][1], ctx, "'notes'") if "notes" in fields else None
         hosts = self.parse_hosts(fields["hosts"][1], ctx) if "hosts" in fields else []
+        ranges = self.parse_ip_ranges(fields["ip_ranges"][1], ctx) if "ip_ranges" in fields else []
         refs: list[str] = []
         if "references" in fields:
             for ref, rnode in self.string_list(fields["references"][1], ctx, "'references'"):
@@ -303,6 +354,7 @@ class _FileParser:
             risk=risk,
             notes=notes,
             location=self.at(node),
+            ip_ranges=tuple(ranges),
         )
 
     def enum(
@@ -362,6 +414,88 @@ class _FileParser:
             role = self.enum(fields, "role", Role, ctx)
             if "role" in fields and role is None:
                 ok = False
+            paths: tuple[str, ...] = ()
+            if "paths" in fields:
+                got = self.parse_paths(fields["paths"][1], ctx)
+                if got is None:
+                    ok = False
+                else:
+                    paths = got
             if ok and value is not None:
-                out.append(HostPattern(kind, value, role, shared, self.at(item)))
+                out.append(HostPattern(kind, value, role, shared, self.at(item), paths))
+        return out
+
+    def parse_paths(self, node: yaml.Node, ctx: str) -> tuple[str, ...] | None:
+        """``paths: ["/mcp/"]``: absolute HTTP path prefixes, no query or fragment."""
+        before = len(self.problems)
+        items = self.string_list(node, ctx, "'paths'")
+        seen: set[str] = set()
+        for value, vnode in items:
+            if not PATH_RE.fullmatch(value):
+                self.error(
+                    vnode,
+                    f"path '{value}' must start with '/' and hold no spaces, '?' or '#'",
+                    ctx,
+                )
+            elif value in seen:
+                self.error(vnode, f"duplicate path '{value}'", ctx)
+            seen.add(value)
+        if len(self.problems) != before:
+            return None
+        # longest first: the index tries the most specific prefix first
+        return tuple(sorted(seen, key=lambda p: (-len(p), p)))
+
+    def parse_ip_ranges(self, node: yaml.Node, ctx: str) -> list[IpRange]:
+        """``ip_ranges: [{cidr: 160.79.104.0/23, role: api, source: URL}]``."""
+        if not isinstance(node, yaml.SequenceNode):
+            self.error(node, "'ip_ranges' must be a list", ctx)
+            return []
+        if not node.value:
+            self.error(node, "'ip_ranges' must have at least one range", ctx)
+        out: list[IpRange] = []
+        seen: set[str] = set()
+        for item in node.value:
+            fields = self.mapping(item, IP_RANGE_KEYS, ctx, "ip range")
+            if fields is None:
+                continue
+            ok = True
+            for key in ("cidr", "source"):
+                if key not in fields:
+                    self.error(item, f"ip range needs '{key}'", ctx)
+                    ok = False
+            cidr: str | None = None
+            if "cidr" in fields:
+                cnode = fields["cidr"][1]
+                raw = self.string(cnode, ctx, "'cidr'")
+                if raw is None:
+                    ok = False
+                else:
+                    try:
+                        cidr = str(ipaddress.ip_network(raw.strip(), strict=True))
+                    except ValueError as exc:
+                        self.error(cnode, f"cidr '{raw}' is not a network: {exc}", ctx)
+                        ok = False
+                    else:
+                        if "/" not in raw:
+                            self.error(cnode, f"cidr '{raw}' needs a prefix length", ctx)
+                            ok = False
+                        elif cidr in seen:
+                            self.error(cnode, f"duplicate cidr '{cidr}'", ctx)
+                            ok = False
+                        elif ipaddress.ip_network(cidr).prefixlen == 0:
+                            self.error(cnode, f"cidr '{raw}' covers every address", ctx)
+                            ok = False
+            source: str | None = None
+            if "source" in fields:
+                snode = fields["source"][1]
+                source = self.string(snode, ctx, "'source'")
+                if source is not None and not URL_RE.fullmatch(source):
+                    self.error(snode, f"source '{source}' is not an http(s) URL", ctx)
+                    ok = False
+            role = self.enum(fields, "role", Role, ctx)
+            if "role" in fields and role is None:
+                ok = False
+            if ok and cidr is not None and source is not None:
+                seen.add(cidr)
+                out.append(IpRange(cidr, role, source, self.at(item)))
         return out

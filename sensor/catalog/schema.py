@@ -57,7 +57,8 @@ class Risk(StrEnum):
 
 NOT_USE_ROLES = frozenset({Role.TELEMETRY, Role.CDN})
 
-PatternKind = Literal["exact", "suffix"]
+# "cidr" only appears in matches built from a service's ip_ranges (Catalog.match_ip)
+PatternKind = Literal["exact", "suffix", "cidr"]
 Severity = Literal["error", "warning"]
 
 # A DNS name as the catalog writes it: lower-case LDH labels, no trailing dot.
@@ -65,6 +66,9 @@ _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 HOSTNAME_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 ID_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 URL_RE = re.compile(r"https?://[^\s/]+\.[^\s/]+(?:/\S*)?")
+# An HTTP path prefix: absolute, printable, no query/fragment (matched against the
+# request target's path, which never carries a fragment and whose query follows '?').
+PATH_RE = re.compile(r"/[!$&'()*+,\-./0-9:;=@A-Z_a-z~%]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,16 +103,34 @@ class HostPattern:
     role: Role | None = None
     shared: bool = False  # the name also serves non-AI use
     location: Location | None = None
+    # HTTP path prefixes: the pattern only applies to requests under one of
+    # them, so it is invisible to name-only matching (TLS SNI, DNS).
+    paths: tuple[str, ...] = ()
 
     @property
     def counts_as_use(self) -> bool:
         return self.role not in NOT_USE_ROLES
 
+    def matches_path(self, path: str) -> bool:
+        return not self.paths or any(path_has_prefix(path, p) for p in self.paths)
+
     def matches(self, hostname: str) -> bool:
         """Reference semantics (the index is the fast path): label-boundary suffix."""
         if self.kind == "exact":
             return hostname == self.value
+        if self.kind == "cidr":
+            return False
         return hostname == self.value or hostname.endswith("." + self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class IpRange:
+    """A CIDR the provider publishes as its serving addresses (never egress/crawler ranges)."""
+
+    cidr: str  # normalised network, e.g. "160.79.104.0/23"
+    role: Role | None
+    source: str  # URL of the provider's page that lists the range
+    location: Location | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +146,15 @@ class Service:
     risk: Risk | None = None
     notes: str | None = None
     location: Location | None = None
+    ip_ranges: tuple[IpRange, ...] = ()
+
+
+def path_has_prefix(path: str, prefix: str) -> bool:
+    """Prefix match on segment boundaries: ``/mcp`` covers ``/mcp`` and ``/mcp/x``,
+    not ``/mcpx``; a prefix ending in ``/`` (``/mcp/``) is a plain string prefix."""
+    if not path.startswith(prefix):
+        return False
+    return prefix.endswith("/") or len(path) == len(prefix) or path[len(prefix)] == "/"
 
 
 def is_hostname(value: str) -> bool:

@@ -26,10 +26,13 @@ from sensor.sources.batch import (
     LINKTYPE_C_HDLC,
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
+    LINKTYPE_IEEE802_11,
+    LINKTYPE_IEEE802_11_RADIOTAP,
     LINKTYPE_IPV6,
     LINKTYPE_LINUX_SLL,
     LINKTYPE_LINUX_SLL2,
     LINKTYPE_LOOP,
+    LINKTYPE_NFLOG,
     LINKTYPE_NULL,
     LINKTYPE_PPP,
     LINKTYPE_PPP_HDLC,
@@ -84,6 +87,9 @@ class Columns:
     vlan: U16  # outermost 802.1Q VLAN id, 0 if none
     fragment: B  # a non-first IP fragment (no L4 header)
     tunnelled: B  # the columns describe a decapsulated inner packet
+    frag_first: B  # the first fragment of a fragmented datagram (L4 header, partial payload)
+    l3_off: I64  # absolute offset of the innermost IP header, -1 if none
+    ip_end: I64  # end of the innermost IP packet in the buffer (within caplen)
 
     def __len__(self) -> int:
         return int(self.ok.shape[0])
@@ -178,7 +184,8 @@ def _classify(r: _Reader, start: I64, end: I64, lt: I64, depth: int) -> Columns:
     cols.vlan = vlan
     if depth < _MAX_TUNNEL_DEPTH:
         inner_off, inner_lt = _tunnel(r, cols, end)
-        t = np.flatnonzero(inner_lt != 0)
+        # a fragmented outer datagram is decapsulated once reassembled (sensor/defrag.py)
+        t = np.flatnonzero((inner_lt != 0) & ~cols.frag_first & ~cols.fragment)
         if t.size:
             inner = _classify(r, inner_off[t], end[t], inner_lt[t], depth + 1)
             good = inner.ok
@@ -219,6 +226,12 @@ def _link(r: _Reader, start: I64, end: I64, lt: I64) -> tuple[I64, I64, U64, U16
             vlan = np.where(first, tci & 0x0FFF, vlan).astype(np.uint16)
             e_et = np.where(tagged, r.be16(pos + 2, tagged), e_et)
             pos = np.where(tagged, pos + 4, pos)
+        # IEEE 802.3 length instead of an EtherType, then LLC/SNAP (AA AA 03, OUI 0)
+        snap = eth & (e_et <= 1500) & (pos + 8 <= end)
+        if snap.any():
+            snap &= (r.be32u(pos) == 0xAAAA0300) & (r.be16(pos + 4, snap) == 0)
+            e_et = np.where(snap, r.be16(pos + 6, snap), e_et)
+            pos = np.where(snap, pos + 8, pos)
         pppoe = eth & (e_et == _ETH_PPPOE) & (pos + 8 <= end)
         if pppoe.any():
             ppp = r.be16(pos + 6, pppoe)
@@ -241,6 +254,13 @@ def _link(r: _Reader, start: I64, end: I64, lt: I64) -> tuple[I64, I64, U64, U16
                             e_et)
         l3 = np.where(eth, pos, l3)
         et = np.where(eth, e_et, et)
+
+    wifi = np.isin(lt, (LINKTYPE_IEEE802_11, LINKTYPE_IEEE802_11_RADIOTAP)) & (start + 8 <= end)
+    if wifi.any():
+        l3, et, mac = _wifi(r, start, end, lt, wifi, l3, et, mac)
+    nflog = (lt == LINKTYPE_NFLOG) & (start + 8 <= end)
+    if nflog.any():
+        l3, et = _nflog(r, start, end, nflog, l3, et)
 
     sll = (lt == LINKTYPE_LINUX_SLL) & (start + 16 <= end)
     if sll.any():
@@ -291,6 +311,55 @@ def _link(r: _Reader, start: I64, end: I64, lt: I64) -> tuple[I64, I64, U64, U16
     return l3, et, mac, vlan
 
 
+def _wifi(r: _Reader, start: I64, end: I64, lt: I64, m: B, l3: I64, et: I64,
+          mac: U64) -> tuple[I64, I64, U64]:
+    """802.11 data frames (optionally behind radiotap) carrying LLC/SNAP."""
+    rt = m & (lt == LINKTYPE_IEEE802_11_RADIOTAP)
+    # radiotap: version 0, pad, little-endian total length
+    rt_len = r.u8(start + 2, rt) | (r.u8(start + 3, rt) << 8)
+    f = np.where(rt, start + rt_len, start)
+    fc0 = r.u8(f, m)
+    fc1 = r.u8(f + 1, m)
+    data = m & (((fc0 >> 2) & 3) == 2) & ((fc1 & 0x40) == 0)  # data, not protected
+    data &= (fc0 & 0x40) == 0  # subtypes with bit 2 set carry no payload (Null, QoS Null)
+    hdr = np.where((fc1 & 3) == 3, 30, 24)
+    qos = (fc0 & 0x80) != 0
+    hdr = hdr + np.where(qos, 2, 0) + np.where(qos & ((fc1 & 0x80) != 0), 4, 0)
+    llc = f + hdr
+    data &= llc + 8 <= end
+    data &= (r.be32u(llc) == 0xAAAA0300) & (r.be16(llc + 4, data) == 0)
+    # source address: addr2 (transmitter) unless FromDS (addr3 holds the source then)
+    src = np.where((fc1 & 3) == 2, f + 16, f + 10)
+    hi = r.be16(src, data).astype(np.uint64)
+    lo = r.be32u(src + 2).astype(np.uint64)
+    mac = np.where(data, (hi << np.uint64(32)) | lo, mac).astype(np.uint64)
+    et = np.where(data, r.be16(llc + 6, data), et)
+    l3 = np.where(data, llc + 8, l3)
+    return l3, et, mac
+
+
+def _nflog(r: _Reader, start: I64, end: I64, m: B, l3: I64, et: I64) -> tuple[I64, I64]:
+    """Linux NFLOG: 4-byte header (family), then TLVs; the packet is TLV type 9."""
+    fam = r.u8(start, m)
+    pos = start + 4
+    live = m.copy()
+    found = np.zeros_like(m)
+    for _ in range(16):  # TLVs before the payload: prefix, hw header, timestamps, ids...
+        live &= ~found & (pos + 4 <= end)
+        if not live.any():
+            break
+        # TLV length and type are in the capturing host's byte order (little-endian hosts)
+        tlv_len = r.u8(pos, live) | (r.u8(pos + 1, live) << 8)
+        tlv_type = r.u8(pos + 2, live) | (r.u8(pos + 3, live) << 8)
+        live &= tlv_len >= 4
+        hit = live & (tlv_type == 9)
+        found |= hit
+        l3 = np.where(hit, pos + 4, l3)
+        pos = np.where(live & ~hit, pos + ((tlv_len + 3) & ~3), pos)
+    et = np.where(found, np.where(fam == 2, _ETH_IPV4, np.where(fam == 10, _ETH_IPV6, 0)), et)
+    return l3, et
+
+
 def _network(r: _Reader, l3: I64, et: I64, end: I64, n: int) -> Columns:
     z64 = np.zeros(n, dtype=np.uint64)
     proto = np.zeros(n, dtype=np.int64)
@@ -300,6 +369,7 @@ def _network(r: _Reader, l3: I64, et: I64, end: I64, n: int) -> Columns:
     ip_end = np.zeros(n, dtype=np.int64)
     ip_bytes = np.zeros(n, dtype=np.int64)
     frag = np.zeros(n, dtype=bool)
+    first = np.zeros(n, dtype=bool)
     ok = np.zeros(n, dtype=bool)
 
     v4 = (et == _ETH_IPV4) & (l3 >= 0) & (l3 + 20 <= end)
@@ -321,6 +391,7 @@ def _network(r: _Reader, l3: I64, et: I64, end: I64, n: int) -> Columns:
         ip_bytes = np.where(v4 & (tot == 0), end - l3, ip_bytes)
         nonfirst = v4 & ((fo & 0x1FFF) != 0)
         frag |= nonfirst
+        first |= v4 & ~nonfirst & ((fo & 0x2000) != 0)
         l4 = np.where(v4 & ~nonfirst, l3 + ihl, l4)
 
     v6 = (et == _ETH_IPV6) & (l3 >= 0) & (l3 + 40 <= end)
@@ -349,7 +420,9 @@ def _network(r: _Reader, l3: I64, et: I64, end: I64, n: int) -> Columns:
             is_ah = ext & (nh == 51)
             hl = r.u8(pos + 1, ext)
             length = np.where(is_frag, 8, np.where(is_ah, (hl + 2) * 4, (hl + 1) * 8))
-            nonfirst6 |= is_frag & ((r.be16(pos + 2, is_frag) & 0xFFF8) != 0)
+            fo6 = r.be16(pos + 2, is_frag)
+            nonfirst6 |= is_frag & ((fo6 & 0xFFF8) != 0)
+            first |= is_frag & ((fo6 & 0xFFF8) == 0) & ((fo6 & 1) == 1)
             nh = np.where(ext, r.u8(pos, ext), nh)
             pos = np.where(ext, pos + length, pos)
             live = ext
@@ -405,6 +478,9 @@ def _network(r: _Reader, l3: I64, et: I64, end: I64, n: int) -> Columns:
         vlan=np.zeros(n, dtype=np.uint16),
         fragment=frag,
         tunnelled=np.zeros(n, dtype=bool),
+        frag_first=first,
+        l3_off=np.where(ok, l3, -1),
+        ip_end=ip_end,
     )
 
 

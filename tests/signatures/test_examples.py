@@ -30,10 +30,10 @@ def test_catalog_size_and_coverage() -> None:
 @pytest.mark.parametrize("service", CATALOG.services, ids=lambda s: s.id)
 def test_service_examples(service: Service) -> None:
     for host in service.examples_match:
-        m = CATALOG.match(host)
+        m = CATALOG.match_example(host)
         assert m is not None and m.service.id == service.id, host
     for host in service.examples_nomatch:
-        m = CATALOG.match(host)
+        m = CATALOG.match_example(host)
         assert m is None or m.service.id != service.id, host
     assert service.references and all(r.startswith("https://") for r in service.references)
 

@@ -40,10 +40,51 @@ services:
 """
 
 
+PATHS_AND_RANGES = """\
+vendor: Example
+services:
+  - id: ex-copilot
+    name: Ex Copilot
+    category: code-assistant
+    hosts:
+      - suffix: excopilot.example
+        role: api
+    ip_ranges:
+      - {cidr: 192.0.2.0/24, role: api, source: "https://docs.excopilot.example/ips"}
+    references: [https://docs.excopilot.example/]
+    examples:
+      match: [api.excopilot.example]
+      nomatch: [excopilot.example.net]
+  - id: ex-mcp
+    name: Ex MCP
+    category: mcp-server
+    hosts:
+      - exact: api.excopilot.example
+        role: api
+        shared: true
+        paths: ["/mcp/"]
+    references: [https://docs.excopilot.example/mcp]
+    examples:
+      match: [api.excopilot.example/mcp/x]
+      nomatch: [api.excopilot.example, api.excopilot.example/v1]
+"""
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHADOWAI_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture
 def small(tmp_path: Path) -> Path:
     (tmp_path / "openai.yaml").write_text(SMALL)
     return tmp_path
+
+
+@pytest.fixture
+def extra(small: Path) -> Path:
+    (small / "example.yaml").write_text(PATHS_AND_RANGES)
+    return small
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -97,7 +138,9 @@ def test_list_json_one_object_per_line(small: Path) -> None:
         "value": "oaistatic.com",
         "role": "cdn",
         "shared": False,
+        "paths": [],
     }
+    assert chat["ip_ranges"] == []
     assert chat["location"].endswith("openai.yaml:13")
 
 
@@ -135,3 +178,53 @@ def test_explain_exact(small: Path) -> None:
 def test_explain_no_match(small: Path) -> None:
     code, out, _ = run("explain", "--dir", str(small), "api.openai.com.evil.net")
     assert code == 1 and out == "api.openai.com.evil.net: no match\n"
+
+
+def test_list_json_paths_and_ranges(extra: Path) -> None:
+    code, out, _ = run("list", "--dir", str(extra), "--format", "json")
+    assert code == 0
+    rows = {r["id"]: r for r in map(json.loads, out.splitlines())}
+    assert rows["ex-mcp"]["hosts"][0]["paths"] == ["/mcp/"]
+    assert rows["ex-copilot"]["ip_ranges"] == [
+        {"cidr": "192.0.2.0/24", "role": "api", "source": "https://docs.excopilot.example/ips"}
+    ]
+
+
+def test_explain_path(extra: Path) -> None:
+    host = "api.excopilot.example"
+    code, out, _ = run("explain", "--dir", str(extra), host, "--path", "/mcp/x?a=1")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "api.excopilot.example: ex-mcp (Ex MCP, Example, mcp-server)"
+    assert "pattern: exact api.excopilot.example at " in out and "example.yaml:19" in out
+    assert "path: '/mcp/x' is under '/mcp/'" in out
+    assert "flags: role=api, shared" in out
+
+
+def test_explain_path_not_matching_falls_back_to_host(extra: Path) -> None:
+    code, out, _ = run("explain", "--dir", str(extra), "api.excopilot.example", "--path", "/v1/x")
+    assert code == 0 and out.startswith("api.excopilot.example: ex-copilot ")
+    assert "path: '/v1/x' matches no path-restricted entry (path entries here: ex-mcp /mcp/)" in out
+    code, out, _ = run("explain", "--dir", str(extra), "api.excopilot.example")
+    assert code == 0 and out.startswith("api.excopilot.example: ex-copilot ")
+    assert "path-restricted entries for this name: ex-mcp /mcp/ (use --path)" in out
+
+
+def test_explain_ip(extra: Path) -> None:
+    code, out, _ = run("explain", "--dir", str(extra), "192.0.2.77")
+    assert code == 0
+    assert out.splitlines()[0] == "192.0.2.77: ex-copilot (Ex Copilot, Example, code-assistant)"
+    assert "ip range: 192.0.2.0/24 at " in out and "example.yaml:10" in out
+    assert "why: 192.0.2.77 is in 192.0.2.0/24" in out
+    assert "source: https://docs.excopilot.example/ips" in out
+    code, out, _ = run("explain", "--dir", str(extra), "198.51.100.1")
+    assert code == 1 and "no match" in out
+
+
+def test_explain_vendor_domain_on_miss(small: Path) -> None:
+    code, out, _ = run("explain", "--dir", str(small), "new.chatgpt.com.evil.net")
+    assert code == 1 and "vendor domain" not in out
+    code, out, _ = run("explain", "--dir", str(small), "status.openai.com")
+    assert code == 1
+    assert "vendor domain: 'status.openai.com' is under openai.com (OpenAI" in out
+    assert "reported as service 'unknown'" in out

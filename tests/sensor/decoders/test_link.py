@@ -191,3 +191,41 @@ def test_gre_in_udp_and_vxlan_gpe():
     c = run([(bytes(gre_udp), 1), (bytes(gpe), 1)])
     assert c.tunnelled.all()
     assert [src(c, 0), src(c, 1)] == ["10.1.1.1", "10.1.1.1"] and list(c.dport) == [53, 53]
+
+
+def _nflog(inner: bytes, family: int = 2) -> bytes:
+    import struct
+
+    def tlv(t: int, v: bytes) -> bytes:
+        raw = struct.pack("<HH", 4 + len(v), t) + v
+        return raw + b"\0" * (-len(raw) % 4)
+    return bytes([family, 0]) + b"\0\0" + tlv(1, b"\x08\x00\x00\x01") + tlv(10, b"pfx") + \
+        tlv(9, inner)
+
+
+def test_wifi_radiotap_nflog_and_llc_snap():
+    from scapy.all import LLC, SNAP, Dot3, Dot11, Dot11QoS, RadioTap
+    ip = IP(src="10.1.1.1", dst="10.2.2.2") / TCP(sport=1234, dport=80) / TCP_PAY
+    data = Dot11(type=2, subtype=0, FCfield="to_DS", addr1="02:00:00:00:00:01",
+                 addr2="02:00:00:00:00:aa", addr3="02:00:00:00:00:02")
+    qos = Dot11(type=2, subtype=8, FCfield="from_DS", addr1="02:00:00:00:00:01",
+                addr2="02:00:00:00:00:02", addr3="02:00:00:00:00:bb") / Dot11QoS()
+    prot = Dot11(type=2, subtype=0, FCfield="to_DS+protected")
+    snap = LLC(dsap=0xAA, ssap=0xAA, ctrl=3) / SNAP(OUI=0, code=0x0800)
+    c = run([
+        (bytes(RadioTap() / data / snap / ip), lt.LINKTYPE_IEEE802_11_RADIOTAP),
+        (bytes(qos / snap / ip), lt.LINKTYPE_IEEE802_11),
+        (bytes(RadioTap() / prot / Raw(b"\x11" * 60)), lt.LINKTYPE_IEEE802_11_RADIOTAP),
+        (_nflog(bytes(ip)), lt.LINKTYPE_NFLOG),
+        (_nflog(bytes(IPv6(src="fd00::1", dst="fd00::2") / UDP(sport=5, dport=53)), 10),
+         lt.LINKTYPE_NFLOG),
+        (bytes(Dot3(src="02:00:00:00:00:cc", dst="02:00:00:00:00:01") / snap / ip),
+         lt.LINKTYPE_ETHERNET),
+    ])
+    assert c.ok.tolist() == [True, True, False, True, True, True]
+    for i in (0, 1, 3, 5):
+        assert (src(c, i), dst(c, i), int(c.dport[i])) == ("10.1.1.1", "10.2.2.2", 80)
+        assert int(c.pay_len[i]) == len(TCP_PAY)
+    assert (src(c, 4), int(c.dport[4])) == ("fd00::1", 53)
+    # transmitter (to-DS) or the source in addr3 (from-DS)
+    assert int(c.src_mac[0]) == 0x0200000000AA and int(c.src_mac[1]) == 0x0200000000BB
