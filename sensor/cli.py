@@ -15,16 +15,18 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import click
 
 from sensor import __version__
 from sensor.catalog.commands import signatures as signatures_group
 from sensor.catalog.index import Catalog, default_signature_dir
-from sensor.config import Settings, load_settings
+from sensor.config import Settings, load_settings, load_tables
 from sensor.errors import InputError
+from sensor.enrich.fingerprints import ClientFingerprints, EncryptedDns
 from sensor.findings import Finding
+from sensor.policy import Policy
 from sensor.observations import observation_dict
 from sensor.pipeline import Pipeline
 from sensor.records import Observation
@@ -93,10 +95,16 @@ def _human_bytes(n: int) -> str:
     return f"{n:.1f} PB"
 
 
-def summary_table(findings: list[Finding]) -> str:
+def summary_table(all_findings: list[Any]) -> str:
     """The short human summary printed on stderr at the end of a hunt."""
+    findings: list[Finding] = [f for f in all_findings if isinstance(f, Finding)]
+    others: dict[str, int] = {}
+    for f in all_findings:
+        if not isinstance(f, Finding):
+            others[f.type] = others.get(f.type, 0) + 1
+    other_line = ", ".join(f"{n} {t}" for t, n in sorted(others.items()))
     if not findings:
-        return "no AI service use found"
+        return "no AI service use found" + (f"; other findings: {other_line}" if others else "")
     rows = [("SERVICE", "CATEGORY", "CLIENTS", "FLOWS", "BYTES UP", "BYTES DOWN", "DNS-ONLY")]
     by_service: dict[str, list[Finding]] = {}
     for f in findings:
@@ -115,12 +123,21 @@ def summary_table(findings: list[Finding]) -> str:
     clients = len({f.client_ip for f in findings})
     lines.append(f"{len(by_service)} AI services, {clients} clients, "
                  f"{sum(f.flows for f in findings)} flows")
+    if others:
+        lines.append(f"other findings: {other_line}")
     return "\n".join(lines)
 
 
 def _load_catalog(sig_dirs: tuple[Path, ...]) -> Catalog:
     dirs = list(sig_dirs) or [default_signature_dir()]
     return Catalog.load(dirs)
+
+
+def _fingerprint_dir(sig_dirs: tuple[Path, ...]) -> Path:
+    for d in sig_dirs:
+        if (d / "fingerprints").is_dir():
+            return d / "fingerprints"
+    return default_signature_dir() / "fingerprints"
 
 
 @main.command()
@@ -154,7 +171,16 @@ def hunt(paths: tuple[str, ...], output: str, observations: str | None,
     err = sys.stderr
     try:
         settings = load_settings(config, batch_packets=batch_packets)
-        catalog = _load_catalog(sig_dirs or settings.signature_dirs)
+        dirs = sig_dirs or settings.signature_dirs
+        catalog = _load_catalog(dirs)
+        fp_dir = _fingerprint_dir(dirs)
+        fingerprints = ClientFingerprints.load(fp_dir)
+        edns = EncryptedDns.load(fp_dir)
+        tables = load_tables(config)
+        policy = Policy.from_toml(tables.get("policy", {}))
+        unknown = policy.unknown_services(s.id for s in catalog.services)
+        if unknown:
+            raise InputError(f"{config}: [policy] names unknown service ids: {', '.join(unknown)}")
     except InputError as e:
         click.echo(f"shadowai: {e}", err=True)
         sys.exit(EXIT_FATAL)
@@ -164,7 +190,8 @@ def hunt(paths: tuple[str, ...], output: str, observations: str | None,
         assert obs_sink is not None
         obs_sink.write(observation_dict(o))
 
-    pipe = Pipeline(settings, catalog, on_obs if obs_sink else None)
+    pipe = Pipeline(settings, catalog, on_obs if obs_sink else None,
+                    fingerprints=fingerprints, encrypted_dns=edns, policy=policy)
     show = err.isatty() if progress is None else progress
     bar = _Progress(show, err)
     problems = 0

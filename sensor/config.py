@@ -55,3 +55,18 @@ def load_settings(path: Path | None, **overrides: Any) -> Settings:
             values[k] = v
     values.update({k: v for k, v in overrides.items() if v is not None})
     return replace(base, **values)
+
+
+def load_tables(path: Path | None) -> dict[str, Any]:
+    """Every table of the TOML config (``[policy]``, ``[identity]``, ``[sinks]``...)."""
+    if path is None:
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise InputError(f"{path}: cannot read config: {e}") from e
+    known = {"sensor", "policy", "identity", "sinks", "model", "watch", "privacy"}
+    for k in data:
+        if k not in known:
+            raise InputError(f"{path}: unknown table [{k}] (known: {', '.join(sorted(known))})")
+    return data

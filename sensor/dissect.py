@@ -3,7 +3,9 @@
 Only handshakes, DNS messages and HTTP heads reach Python, plus the next
 segments of a stream whose handshake or head is still incomplete. TCP streams
 are reassembled per direction only until the message is complete or a small
-byte/segment budget is spent.
+byte/segment budget is spent. A connection whose client sends an HTTP request
+head is followed in both directions by an ``HttpConversation`` until its byte
+budget is spent (``http_stream.FLOW_BUDGET``), for request/response bodies.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import numpy.typing as npt
 from sensor.config import Settings
 from sensor.decoders import dns as dns_dec
 from sensor.decoders import http as http_dec
+from sensor.decoders import http_stream
 from sensor.decoders import quic as quic_dec
 from sensor.decoders import tls as tls_dec
 from sensor.decoders.link import PROTO_TCP, PROTO_UDP, Columns, ip_text
 from sensor.errors import DecodeError, NeedMoreData
-from sensor.records import Observation, Payload
+from sensor.records import HttpRequest, HttpResponse, Observation, Payload
 
 I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
@@ -50,6 +53,21 @@ class _Stream:
 
 
 @dataclass(slots=True)
+class _HttpFlow:
+    """An HTTP connection being followed in both directions."""
+
+    conv: http_stream.HttpConversation
+    client_dk: int  # direction key of the client's packets
+    client_pk: _Pkt  # a client->server packet: addresses for the observations
+    fin_client: bool = False
+    last_ns: int = 0
+
+
+# TCP flags
+_FIN, _RST = 0x01, 0x04
+
+
+@dataclass(slots=True)
 class _QuicConn:
     """Client Initials of one QUIC connection, until its ClientHello is complete."""
 
@@ -65,6 +83,11 @@ class DissectStats:
     quic_undecryptable: int = 0  # long-header datagrams with no decryptable client Initial
     observations: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
+    http_conversations: int = 0  # connections followed in both directions
+    http_budget_spent: int = 0  # ... until their byte budget ran out
+    http_table_full: int = 0  # request heads decoded alone: too many connections followed
+    http_gaps: int = 0  # messages abandoned because segments were missing
+    http_errors: int = 0  # heads or chunked bodies that did not decode in a conversation
 
 
 class Dissector:
@@ -80,6 +103,12 @@ class Dissector:
         self._http_prefixes = _prefix_ints(http_dec.HTTP_METHOD_PREFIXES)
         self._ip_cache: dict[tuple[int, int], str] = {}
         self._quic: dict[int, _QuicConn] = {}  # direction key -> connection
+        self._http: dict[int, _HttpFlow] = {}  # flow key -> HTTP connection followed
+        self._http_seen: dict[int, None] = {}  # flow keys whose budget is spent (bounded)
+        self._http_keys: U64 = np.zeros(0, dtype=np.uint64)
+        self._http_dirty = False
+        self.http_budget = http_stream.FLOW_BUDGET
+        self.max_http_flows = max(1, settings.max_pending_streams // 10)
 
     def _ip(self, hi: int, lo: int) -> str:
         k = (hi, lo)
@@ -96,6 +125,10 @@ class Dissector:
             self._pending = np.fromiter(self._streams.keys(), dtype=np.uint64,
                                         count=len(self._streams))
             self._pending_dirty = False
+        if self._http_dirty:
+            self._http_keys = np.fromiter(self._http.keys(), dtype=np.uint64,
+                                          count=len(self._http))
+            self._http_dirty = False
         L = c.pay_len
         has = c.ok & (L > 0)
         tcp = has & (c.proto == PROTO_TCP)
@@ -138,10 +171,20 @@ class Dissector:
         if self._pending.size:
             follow_keys = np.concatenate((follow_keys, self._pending))
         follow = tcp & np.isin(dkeys, follow_keys) if follow_keys.size else np.zeros_like(tcp)
+        # HTTP connections: every segment with payload, FIN or RST, both directions, of a
+        # flow followed already or whose request head is in this batch
+        http_keys = keys[http_req]
+        if self._http_keys.size:
+            http_keys = np.concatenate((http_keys, self._http_keys))
+        if http_keys.size:
+            seg = c.ok & (c.proto == PROTO_TCP) & ((L > 0) | ((c.tcp_flags & (_FIN | _RST)) != 0))
+            http_flow = seg & np.isin(keys, http_keys)
+        else:
+            http_flow = np.zeros_like(tcp)
         # one code per packet; the first true test wins (same order as below)
         code = np.select([dns_udp, quic, tls_start, http_req, dns_tcp, http_resp, follow],
                          [1, 2, 3, 4, 5, 6, 7], 0)
-        sel = np.flatnonzero(code)
+        sel = np.flatnonzero((code != 0) | http_flow)
         if sel.size == 0:
             return
 
@@ -152,9 +195,20 @@ class Dissector:
                    c.dport[sel].tolist(), c.proto[sel].tolist(), keys[sel].tolist(),
                    ((c.tcp_seq[sel].astype(np.int64) + ((c.tcp_flags[sel] >> 1) & 1))
                     & 0xFFFFFFFF).tolist(), strict=True)
-        for pk, k, dk, o, n in zip(pkts, code[sel].tolist(), dkeys[sel].tolist(),
-                                   p[sel].tolist(), L[sel].tolist(), strict=True):
+        http_sel = http_flow[sel].tolist()
+        flags_sel = c.tcp_flags[sel].tolist()
+        for pk, k, dk, o, n, inhttp, fl in zip(
+                pkts, code[sel].tolist(), dkeys[sel].tolist(), p[sel].tolist(),
+                L[sel].tolist(), http_sel, flags_sel, strict=True):
             data = buf_b[o: o + n].tobytes()
+            if inhttp:
+                hf = self._http.get(pk[8])
+                if hf is not None:
+                    self._http_feed(hf, pk, dk, data, fl)
+                    if k in (0, 4, 6):  # the conversation had it (a TLS start may follow CONNECT)
+                        continue
+                elif k == 0:
+                    continue
             if k == 1:
                 self._udp(pk, data)
                 continue
@@ -167,7 +221,7 @@ class Dissector:
             elif k == 3:
                 self._start("tls", dk, pk, data)
             elif k == 4:
-                self._start("http.request", dk, pk, data)
+                self._http_start(pk, dk, data)
             elif k == 5:
                 self._start("dns.tcp", dk, pk, data)
             elif k == 6:
@@ -247,6 +301,62 @@ class Dissector:
             self._observe(kind, http_dec.parse_response_head(data), pk)
         except DecodeError:
             self.stats.decode_errors += 1
+
+    # -- HTTP connections ------------------------------------------------------
+
+    def _http_start(self, pk: _Pkt, dk: int, data: bytes) -> None:
+        """A request head in a flow not followed: follow it, or decode the head alone."""
+        if pk[8] in self._http_seen or len(self._http) >= self.max_http_flows:
+            if pk[8] not in self._http_seen:
+                self.stats.http_table_full += 1
+            self._start("http.request", dk, pk, data)
+            return
+        self._http[pk[8]] = _HttpFlow(http_stream.HttpConversation(self.http_budget), dk, pk)
+        self._http_dirty = True
+        self.stats.http_conversations += 1
+        self._http_feed(self._http[pk[8]], pk, dk, data, 0)
+
+    def _http_feed(self, hf: _HttpFlow, pk: _Pkt, dk: int, data: bytes, flags: int) -> None:
+        conv = hf.conv
+        hf.last_ns = pk[0]
+        from_client = dk == hf.client_dk
+        events = conv.feed(from_client, pk[9], data, pk[0]) if data else []
+        if flags & _RST or (flags & _FIN and (not from_client or hf.fin_client)):
+            events += conv.flush()
+        elif flags & _FIN:
+            hf.fin_client = True
+        for ev in events:
+            self._http_event(hf, ev, pk[0])
+        if conv.done:
+            self._http_end(pk[8], hf)
+
+    def _http_event(self, hf: _HttpFlow, ev: http_stream.HttpEvent, ts_ns: int) -> None:
+        c = hf.client_pk
+        if isinstance(ev, HttpResponse):
+            pk: _Pkt = (ts_ns, c[4], c[5], c[6], c[1], c[2], c[3], c[7], c[8], c[9])
+            self._observe("http.response", ev, pk)
+            return
+        pk = (ts_ns, c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9])
+        self._observe("http.request" if isinstance(ev, HttpRequest) else "http.exchange", ev, pk)
+
+    def _http_end(self, key: int, hf: _HttpFlow) -> None:
+        st = hf.conv.stats
+        self.stats.http_gaps += st.gaps
+        self.stats.http_errors += st.errors
+        if st.bytes_in >= hf.conv.budget:
+            self.stats.http_budget_spent += 1
+            if len(self._http_seen) >= self.settings.max_pending_streams:
+                self._http_seen.clear()
+            self._http_seen[key] = None
+        del self._http[key]
+        self._http_dirty = True
+
+    def flush(self) -> None:
+        """End of input: report what HTTP connections still hold (responses cut short...)."""
+        for key, hf in list(self._http.items()):
+            for ev in hf.conv.flush():
+                self._http_event(hf, ev, hf.last_ns)
+            self._http_end(key, hf)
 
     # -- UDP -----------------------------------------------------------------
 

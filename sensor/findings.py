@@ -36,6 +36,7 @@ class ServiceRef:
     name: str
     vendor: str
     category: str
+    risk: str | None = None  # the catalog's risk rating, for policy
 
 
 @dataclass(slots=True)
@@ -65,6 +66,7 @@ class Finding:
     non_browser: bool = False  # a known non-browser TLS client was seen
     ech: bool = False  # a ClientHello offered Encrypted Client Hello to an ECH front
     sanctioned: bool | None = None  # None: no policy decided it
+    policy_reason: str | None = None
 
     @property
     def id(self) -> str:
@@ -97,6 +99,7 @@ class Finding:
             "service": {"id": self.service.id, "name": self.service.name,
                         "vendor": self.service.vendor, "category": self.service.category,
                         "sanctioned": self.sanctioned},
+            "policy": {"reason": self.policy_reason},
             "attributed_by": sorted(self.attributed_by),
             "tls": {
                 "ja4": sorted(self.ja4),

@@ -10,26 +10,37 @@ and returns the findings. Inputs and outputs (files, sinks) are the caller's.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from sensor.catalog.index import Catalog, Match
+from sensor.catalog.index import Catalog, Match, VendorMatch
 from sensor.config import Settings
-from sensor.decoders.link import classify
+from sensor.decoders.ja4 import ja4, ja4_r
+from sensor.decoders.link import Columns, classify, ip_halves
+from sensor.defrag import Defragmenter
 from sensor.detect.base import FlowDetector, ObservationDetector
+from sensor.detect.credentials import http_detectors
+from sensor.detect.encrypted_dns import EncryptedDnsDetector
 from sensor.detect.usage import UsageDetector
 from sensor.dissect import Dissector
 from sensor.enrich.dns_correlation import DnsCorrelator
+from sensor.enrich.fingerprints import ClientFingerprints, EncryptedDns
 from sensor.findings import ServiceRef
 from sensor.flows import Expired, FlowRecord, FlowTable, flow_keys
+from sensor.policy import Policy
 from sensor.records import DnsMessage, HttpRequest, Observation, TlsClientHello
-from sensor.sources.batch import PacketBatch
+from sensor.sources.batch import LINKTYPE_RAW, PacketBatch
 
 _ADDRESS_TYPES = (1, 28)  # A, AAAA
 _CNAME = 5
+_U64_MASK = (1 << 64) - 1
+_NO_REF = object()
+_PROTO = {6: "tcp", 17: "udp"}
 
 
 @dataclass(slots=True)
@@ -39,7 +50,10 @@ class FlowApp:
     sni: str | None = None
     sni_kind: str = "tls.sni"  # or "quic.sni"
     http_host: str | None = None
+    http_target: str | None = None
     client: tuple[str, int] | None = None  # who sent the ClientHello / request
+    hello: TlsClientHello | None = None  # JA4 is computed only for attributed flows
+    quic: bool = False
 
 
 @dataclass(slots=True)
@@ -55,22 +69,44 @@ class PipelineStats:
 
 def service_ref(m: Match) -> ServiceRef:
     s = m.service
-    return ServiceRef(id=s.id, name=s.name, vendor=s.vendor, category=str(s.category))
+    return ServiceRef(id=s.id, name=s.name, vendor=s.vendor, category=str(s.category),
+                      risk=str(s.risk) if s.risk is not None else None)
+
+
+def vendor_ref(v: VendorMatch) -> ServiceRef:
+    """An unknown name under a known AI vendor's registered domain."""
+    cats = {str(s.category) for s in v.services}
+    return ServiceRef(id="unknown", name=f"{v.vendor} (unknown service)", vendor=v.vendor,
+                      category=cats.pop() if len(cats) == 1 else "other-ai")
 
 
 class Pipeline:
     def __init__(self, settings: Settings, catalog: Catalog,
                  on_observation: Callable[[Observation], None] | None = None,
-                 detectors: Sequence[object] = ()) -> None:
+                 detectors: Sequence[object] = (),
+                 fingerprints: ClientFingerprints | None = None,
+                 encrypted_dns: EncryptedDns | None = None,
+                 policy: Policy | None = None) -> None:
         self.settings = settings
         self.catalog = catalog
         self.stats = PipelineStats()
         self.flows = FlowTable(settings.max_flows, settings.timeouts)
+        self.defrag = Defragmenter()
         self.dissector = Dissector(settings, self._observe)
         self.dns = DnsCorrelator(settings.dns_max_age_s, settings.max_dns_bindings)
         self.usage = UsageDetector(settings.max_evidence_values)
+        self.policy = policy or Policy()
+        self._refs: dict[str, ServiceRef | None] = {}
+        self._ranges = _range_bounds(catalog)
+        self.fingerprints = fingerprints or ClientFingerprints({}, {})
+        self.edns = encrypted_dns or EncryptedDns({}, {}, {}, frozenset())
+        self.encrypted_dns = EncryptedDnsDetector(settings.max_evidence_values)
+        self._doh_ip_lo = np.array(sorted({ip_halves(ip)[1] for ip in self.edns.ips}),
+                                   dtype=np.uint64)
+        self._edns_ports = np.array(sorted({p for p, _ in self.edns.ports}), dtype=np.int64)
         self._on_observation = on_observation
-        self.detectors = list(detectors)
+        # HTTP exchange detectors (self-hosted LLMs, MCP, credentials) unless the caller chooses
+        self.detectors = list(detectors) if detectors else http_detectors()
         self._obs_detectors = [d for d in self.detectors if isinstance(d, ObservationDetector)]
         self._flow_detectors = [d for d in self.detectors if isinstance(d, FlowDetector)]
         self._apps: dict[int, FlowApp] = {}
@@ -89,10 +125,48 @@ class Pipeline:
         self.stats.packets_not_ip += int(n - np.count_nonzero(cols.ok))
         keys, low_src = flow_keys(cols)
         self.flows.update(cols, batch.ts_ns, keys, low_src)
-        self.dissector.process(batch.buf, cols, batch.ts_ns, keys, low_src)
+        frags = np.flatnonzero(cols.fragment | cols.frag_first)
+        done = self._reassemble(batch, cols, frags) if frags.size else []
+        if not done:
+            self.dissector.process(batch.buf, cols, batch.ts_ns, keys, low_src)
+        else:
+            # a reassembled datagram is dissected where its last fragment arrived
+            start = 0
+            for row, ts, whole in done:
+                sl = slice(start, row + 1)
+                self.dissector.process(batch.buf, _slice_cols(cols, sl), batch.ts_ns[sl],
+                                       keys[sl], low_src[sl])
+                self._dissect_raw(ts, whole)
+                start = row + 1
+            sl = slice(start, n)
+            self.dissector.process(batch.buf, _slice_cols(cols, sl), batch.ts_ns[sl], keys[sl],
+                                   low_src[sl])
         self._watermark_ns = max(self._watermark_ns, int(batch.ts_ns.max()))
         for exp in self.flows.expire(self._watermark_ns):
             self._enrich(exp)
+
+    def _reassemble(self, batch: PacketBatch, cols: Columns,
+                    idx: npt.NDArray[np.intp]) -> list[tuple[int, int, bytes]]:
+        """Feed the batch's fragments to the defragmenter: (row, ts, datagram) completed."""
+        done: list[tuple[int, int, bytes]] = []
+        for i in idx.tolist():
+            a, b = int(cols.l3_off[i]), int(cols.ip_end[i])
+            if a < 0 or b <= a:
+                continue
+            ts = int(batch.ts_ns[i])
+            whole = self.defrag.add(batch.buf[a:b].tobytes(), ts)
+            if whole is not None:
+                done.append((i, ts, whole))
+        self.defrag.expire(int(batch.ts_ns[-1]))
+        return done
+
+    def _dissect_raw(self, ts: int, packet: bytes) -> None:
+        """Dissect one reassembled IP datagram (flows already counted its fragments)."""
+        buf = np.frombuffer(packet + bytes(64), dtype=np.uint8)
+        c2 = classify(buf, np.zeros(1, np.int64), np.array([len(packet)], np.int32),
+                      np.array([LINKTYPE_RAW], np.int32))
+        k2, low2 = flow_keys(c2)
+        self.dissector.process(buf, c2, np.array([ts], np.int64), k2, low2)
 
     def feed_observation(self, o: Observation) -> None:
         """An observation from a log source (Zeek, EVE) instead of packets."""
@@ -105,9 +179,11 @@ class Pipeline:
         self._enrich_record(rec, final=True)
 
     def finish(self) -> list[Any]:
+        self.dissector.flush()  # HTTP connections still open: their exchanges so far
         for exp in self.flows.flush():
             self._enrich(exp)
-        out: list[Any] = list(self.usage.findings())
+        out: list[Any] = list(self.usage.findings(self.policy))
+        out.extend(self.encrypted_dns.findings())
         for d in self.detectors:
             out.extend(d.findings())  # type: ignore[attr-defined]
         return out
@@ -122,23 +198,43 @@ class Pipeline:
         p = o.payload
         if isinstance(p, TlsClientHello):
             app = self._apps.setdefault(o.flow_id, FlowApp())
+            app.quic = o.kind == "quic.client_hello"
             if p.sni:
                 app.sni = p.sni
-                app.sni_kind = "quic.sni" if o.kind == "quic.client_hello" else "tls.sni"
+                app.sni_kind = "quic.sni" if app.quic else "tls.sni"
             app.client = (o.src_ip, o.src_port)
+            app.hello = p
         elif isinstance(p, HttpRequest):
             app = self._apps.setdefault(o.flow_id, FlowApp())
             if p.host:
                 app.http_host = p.host
+                app.http_target = p.target
             app.client = (o.src_ip, o.src_port)
         elif isinstance(p, DnsMessage):
             self._dns(o, p)
 
-    def _match(self, name: str) -> Match | None:
+    def _match(self, name: str) -> ServiceRef | None:
+        ref = self._refs.get(name, _NO_REF)
+        if ref is not _NO_REF:
+            return ref  # type: ignore[return-value]
         m = self.catalog.match(name)
-        if m is None or not m.counts_as_use:  # vendor telemetry/CDN: not use
-            return None
-        return m
+        if m is not None:
+            # vendor telemetry/CDN hosts: pages load them without anyone using the AI
+            ref = service_ref(m) if m.counts_as_use else None
+        else:
+            v = self.catalog.match_vendor_domain(name)
+            ref = vendor_ref(v) if v is not None else None
+        if len(self._refs) > 100_000:
+            self._refs.clear()
+        self._refs[name] = ref
+        return ref
+
+    def _match_http(self, host: str, target: str | None) -> ServiceRef | None:
+        if target is not None and self.catalog.path_patterns(host):
+            m = self.catalog.match_http(host, target)
+            if m is not None:
+                return service_ref(m) if m.counts_as_use else None
+        return self._match(host)
 
     def _dns(self, o: Observation, m: DnsMessage) -> None:
         if not m.questions:
@@ -156,7 +252,7 @@ class Pipeline:
             return
         client = o.dst_ip if m.is_response else o.src_ip
         self.stats.dns_lookups_ai += 1
-        self.usage.add_dns(client, service_ref(hit), qname, o.ts_ns, m.is_response)
+        self.usage.add_dns(client, hit, qname, o.ts_ns, m.is_response)
         if m.is_response:
             for a in m.answers:
                 if a.rtype in _ADDRESS_TYPES:
@@ -168,6 +264,7 @@ class Pipeline:
 
     def _enrich(self, exp: Expired) -> None:
         named: set[int] = set()
+        row_apps: dict[int, FlowApp] = {}
         if self._apps:
             app_keys = np.fromiter(self._apps.keys(), dtype=np.uint64, count=len(self._apps))
             rows = np.flatnonzero(np.isin(exp.key, app_keys))
@@ -176,17 +273,22 @@ class Pipeline:
                 app = self._apps.get(key) if exp.reason == "active" else self._apps.pop(key, None)
                 if app is None:
                     continue
+                row_apps[i] = app
                 name, kind = (app.sni, app.sni_kind) if app.sni else (app.http_host, "http.host")
                 if name is None:
                     continue  # no name on the wire: try DNS correlation below
+                doh = self.edns.hosts.get(name)
+                if doh is not None:
+                    self.encrypted_dns.add(self._oriented(exp.record(i), app), "doh", doh.name,
+                                           kind, name)
+                if app.sni is not None and app.sni in self.edns.ech_fronts:
+                    continue  # ECH: the outer name is the front's; DNS says where it goes
                 named.add(i)
-                hit = self._match(name)
+                hit = (self._match_http(name, app.http_target) if kind == "http.host"
+                       else self._match(name))
                 if hit is None:
                     continue
-                rec = exp.record(i)
-                if app.client is not None and app.client != (rec.client_ip, rec.client_port):
-                    rec = _reversed(rec)
-                self._attribute(rec, hit, name, kind, name)
+                self._attribute(self._oriented(exp.record(i), app), hit, name, kind, name, app)
         for i in self.dns.candidates(exp).tolist():
             if i in named:
                 continue
@@ -196,7 +298,53 @@ class Pipeline:
                 continue
             hit = self._match(res.name)
             if hit is not None:
-                self._attribute(rec, hit, res.name, "dns.answer", f"{res.name} {rec.server_ip}")
+                named.add(i)
+                self._attribute(rec, hit, res.name, "dns.answer", f"{res.name} {rec.server_ip}",
+                                row_apps.get(i))
+        self._ip_ranges(exp, named, row_apps)
+        self._encrypted_dns_by_address(exp, named)
+
+    def _ip_ranges(self, exp: Expired, named: set[int], row_apps: dict[int, FlowApp]) -> None:
+        """Flows with no name and no DNS answer: the provider's published serving ranges."""
+        if not self._ranges:
+            return
+        m = np.zeros(len(exp), dtype=bool)
+        for hi_lo, hi_hi, lo_lo, lo_hi in self._ranges:
+            # (hi, lo) within [(hi_lo, lo_lo), (hi_hi, lo_hi)] as 128-bit numbers
+            m |= (((exp.server_hi > hi_lo) | ((exp.server_hi == hi_lo) & (exp.server_lo >= lo_lo)))
+                  & ((exp.server_hi < hi_hi) | ((exp.server_hi == hi_hi)
+                                                & (exp.server_lo <= lo_hi))))
+        for i in np.flatnonzero(m).tolist():
+            if i in named:
+                continue
+            rec = exp.record(i)
+            hit = self.catalog.match_ip(rec.server_ip)
+            if hit is None or not hit.counts_as_use:
+                continue
+            cidr = hit.ip_range.cidr if hit.ip_range is not None else rec.server_ip
+            self._attribute(rec, service_ref(hit), rec.server_ip, "ip.range",
+                            f"{rec.server_ip} in {cidr}", row_apps.get(i))
+
+    def _encrypted_dns_by_address(self, exp: Expired, named: set[int]) -> None:
+        """DoT/DoQ by port, DoH by a public resolver's address (no name needed)."""
+        m = np.isin(exp.server_port, self._edns_ports)
+        if self._doh_ip_lo.size:
+            m |= (exp.server_port == 443) & np.isin(exp.server_lo, self._doh_ip_lo)
+        for i in np.flatnonzero(m).tolist():
+            rec = exp.record(i)
+            proto = self.edns.ports.get((rec.server_port, rec.proto))
+            doh = self.edns.ips.get(rec.server_ip)
+            if proto is not None:
+                self.encrypted_dns.add(rec, proto, doh.name if doh else None,
+                                       "flow.port", f"{rec.server_port}/{_PROTO[rec.proto]}")
+            elif doh is not None and i not in named:
+                self.encrypted_dns.add(rec, "doh", doh.name, "ip.resolver", rec.server_ip)
+
+    @staticmethod
+    def _oriented(rec: FlowRecord, app: FlowApp) -> FlowRecord:
+        if app.client is not None and app.client != (rec.client_ip, rec.client_port):
+            return _reversed(rec)
+        return rec
 
     def _enrich_record(self, rec: FlowRecord, final: bool) -> None:
         """One flow at a time (log sources): the same decisions as ``_enrich``."""
@@ -206,23 +354,55 @@ class Pipeline:
             if name is not None:
                 hit = self._match(name)
                 if hit is not None:
-                    if app.client is not None and app.client != (rec.client_ip, rec.client_port):
-                        rec = _reversed(rec)
-                    self._attribute(rec, hit, name, kind, name)
+                    self._attribute(self._oriented(rec, app), hit, name, kind, name, app)
                 return
         res = self.dns.lookup(rec.client_ip, rec.server_ip, rec.first_ns)
         if res is not None:
             hit = self._match(res.name)
             if hit is not None:
-                self._attribute(rec, hit, res.name, "dns.answer", f"{res.name} {rec.server_ip}")
+                self._attribute(rec, hit, res.name, "dns.answer", f"{res.name} {rec.server_ip}",
+                                app)
+                return
+        hit2 = self.catalog.match_ip(rec.server_ip) if self._ranges else None
+        if hit2 is not None and hit2.counts_as_use:
+            cidr = hit2.ip_range.cidr if hit2.ip_range is not None else rec.server_ip
+            self._attribute(rec, service_ref(hit2), rec.server_ip, "ip.range",
+                            f"{rec.server_ip} in {cidr}", app)
 
-    def _attribute(self, rec: FlowRecord, hit: Match, name: str, kind: str, value: str) -> None:
+    def _attribute(self, rec: FlowRecord, ref: ServiceRef, name: str, kind: str, value: str,
+                   app: FlowApp | None = None) -> None:
         self.stats.flows_attributed += 1
         self.stats.by_evidence[kind] = self.stats.by_evidence.get(kind, 0) + 1
-        ref = service_ref(hit)
-        self.usage.add_flow(rec, ref, name, kind, value)
+        fp: str | None = None
+        raw: str | None = None
+        family = None
+        ech = False
+        if app is not None and app.hello is not None:
+            t = "q" if app.quic else "t"
+            fp = ja4(app.hello, t)
+            raw = ja4_r(app.hello, t)
+            family = self.fingerprints.lookup(fp)
+            ech = app.hello.has_ech and kind == "dns.answer"
+        self.usage.add_flow(rec, ref, name, kind, value, fp, family, ech, raw)
         for d in self._flow_detectors:
             d.on_flow(rec, ref, False)
+
+
+def _range_bounds(catalog: Catalog) -> list[tuple[int, int, int, int]]:
+    """Every published IP range as (hi of first, hi of last, lo of first, lo of last)."""
+    out = []
+    for svc in catalog.services:
+        for r in svc.ip_ranges:
+            net = ipaddress.ip_network(r.cidr)
+            a, b = int(net.network_address), int(net.broadcast_address)
+            if net.version == 4:
+                a, b = (0xFFFF << 32) | a, (0xFFFF << 32) | b
+            out.append((a >> 64, b >> 64, a & _U64_MASK, b & _U64_MASK))
+    return out
+
+
+def _slice_cols(c: Columns, sl: slice) -> Columns:
+    return Columns(**{name: getattr(c, name)[sl] for name in Columns.__slots__})
 
 
 def _reversed(r: FlowRecord) -> FlowRecord:

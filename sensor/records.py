@@ -9,6 +9,7 @@ wraps it with the packet's addresses in an :class:`Observation`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +96,12 @@ class HttpResponse:
     header_bytes: int
 
 
-Payload = TlsClientHello | DnsMessage | HttpRequest | HttpResponse
+if TYPE_CHECKING:  # http_stream imports this module: name its record for mypy only
+    from sensor.decoders.http_stream import HttpExchange
+
+    Payload: TypeAlias = TlsClientHello | DnsMessage | HttpRequest | HttpResponse | HttpExchange
+else:
+    Payload = TlsClientHello | DnsMessage | HttpRequest | HttpResponse
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,6 +121,40 @@ def _head_end(data: bytes) -> int:
     return b + 2
 
 
+def head_end(data: bytes) -> int:
+    """Offset just past the empty line ending the head at the start of ``data``, or -1."""
+    return _head_end(data)
+
+
+def split_head(data: bytes, what: str = "message") -> tuple[str, list[str], int]:
+    """Start line, field lines and head length of the head at the start of ``data``.
+
+    Raises NeedMoreData while the head is unfinished and DecodeError when it
+    exceeds :data:`MAX_HEAD_BYTES`.
+    """
+    return _split_head(data, what)
+
+
+def header_fields(lines: list[str], limit: int = 128) -> list[tuple[str, str]]:
+    """All fields as (lower-case name, value) in wire order, obs-fold joined, at most ``limit``."""
+    out: list[tuple[str, str]] = []
+    for line in lines:
+        if not line:
+            continue
+        if line[0] in " \t":  # obs-fold continuation (RFC 9112 5.2)
+            if out:
+                name, value = out[-1]
+                out[-1] = (name, (value + " " + line.strip(" \t")).strip(" "))
+            continue
+        name, colon, value = line.partition(":")
+        if not colon:
+            continue
+        if len(out) >= limit:
+            break
+        out.append((name.strip(" \t").lower(), value.strip(" \t")))
+    return out
+
+
 def _split_head(data: bytes, what: str) -> tuple[str, list[str], int]:
     end = _head_end(data)
     if end < 0:

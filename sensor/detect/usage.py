@@ -5,8 +5,10 @@ from __future__ import annotations
 from sensor.enrich.fingerprints import ClientFamily
 from sensor.findings import Finding, ServiceRef
 from sensor.flows import FlowRecord
+from sensor.policy import Policy
 
 TYPE = "ai_service_use"
+MCP_TYPE = "mcp_server_use"  # a remote MCP server from the catalog (category mcp-server)
 
 
 class UsageDetector:
@@ -18,7 +20,8 @@ class UsageDetector:
         k = (client_ip, service.id if service.id != "unknown" else f"unknown:{service.vendor}")
         f = self._findings.get(k)
         if f is None:
-            f = self._findings[k] = Finding(TYPE, client_ip, service, ts_ns, ts_ns)
+            kind = MCP_TYPE if service.category == "mcp-server" else TYPE
+            f = self._findings[k] = Finding(kind, client_ip, service, ts_ns, ts_ns)
         return f
 
     def add_flow(self, flow: FlowRecord, service: ServiceRef, server_name: str,
@@ -64,9 +67,15 @@ class UsageDetector:
         f.add_evidence("dns.query", qname, self.max_evidence)
         f.attributed_by.add("dns.query")
 
-    def findings(self) -> list[Finding]:
+    def findings(self, policy: Policy | None = None) -> list[Finding]:
         out = sorted(self._findings.values(), key=lambda f: (f.first_ns, f.client_ip, f.service.id))
         for f in out:
-            # a lookup with no connection after it is weaker evidence of use
-            f.severity = "medium" if f.flows else "low"
+            if policy is None:
+                # a lookup with no connection after it is weaker evidence of use
+                f.severity = "medium" if f.flows else "low"
+                continue
+            s = f.service
+            d = policy.decide(f.client_ip, s.id, s.category, s.risk, dns_only=f.flows == 0)
+            f.severity, f.sanctioned = d.severity, d.sanctioned
+            f.policy_reason = d.reason
         return out

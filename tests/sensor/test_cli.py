@@ -32,7 +32,8 @@ def test_sample_findings_match_the_sample_readme(tmp_path):
     found = lines(out)
     for f in found:
         jsonschema.validate(f, SCHEMA)
-    got = {(f["client"]["ip"], f["service"]["id"]): f for f in found}
+    got = {(f["client"]["ip"], f["service"]["id"]): f for f in found
+           if f["type"] == "ai_service_use"}
     # pcaps/README.md, "What you should see"
     assert set(got) == {
         ("10.99.0.10", "openai-api"), ("10.99.0.10", "anthropic-api"),
@@ -43,10 +44,16 @@ def test_sample_findings_match_the_sample_readme(tmp_path):
     assert got[("10.99.0.10", "perplexity-api")]["counts"]["flows"] == 0
     assert got[("10.99.0.10", "openai-api")]["counts"]["flows"] == 2
     kinds = {e["kind"] for e in got[("10.99.0.10", "chatgpt")]["evidence"]}
-    assert kinds == {"tls.sni", "http.host", "dns.query"}
+    assert kinds == {"tls.sni", "http.host", "dns.query", "tls.ja4"}
+    assert got[("10.99.0.10", "chatgpt")]["attributed_by"] == ["dns.query", "http.host", "tls.sni"]
+    # curl and the openai SDK (Python ssl) are known non-browser TLS clients
+    tls = got[("10.99.0.10", "openai-api")]["tls"]
+    assert tls["client_families"] == ["curl", "python"]
+    assert tls["non_browser_client"] is True and tls["ech"] is False
+    assert len(tls["ja4_r"]) == len(tls["ja4"]) == 2
     assert len({f["id"] for f in found}) == len(found)
     o = lines(obs)
-    assert {x["kind"] for x in o} == {"tls.client_hello", "dns", "http.request", "http.response"}
+    assert {x["kind"] for x in o} >= {"tls.client_hello", "dns", "http.request", "http.response"}
     assert all(x["community_id"].startswith("1:") for x in o)
     # the summary goes to stderr, the findings were not mixed into it
     assert "AI services" in r.stderr
@@ -91,7 +98,7 @@ def test_directory_is_walked_and_non_captures_skipped(tmp_path):
     r = run("hunt", str(tmp_path / "d"), "-o", str(out))
     assert r.exit_code == EXIT_OK
     assert "skipped" in r.stderr
-    assert len(lines(out)) == 7
+    assert sum(f["type"] == "ai_service_use" for f in lines(out)) == 7
 
 
 def test_help_on_every_command():
@@ -108,4 +115,4 @@ def test_gzip_capture(tmp_path, fmt):
     p.write_bytes(gzip.compress(SAMPLE.read_bytes()))
     out = tmp_path / "f.jsonl"
     assert run("hunt", str(p), "-o", str(out), "-q").exit_code == EXIT_OK
-    assert len(lines(out)) == 7
+    assert sum(f["type"] == "ai_service_use" for f in lines(out)) == 7
