@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,12 +24,16 @@ from sensor import __version__
 from sensor.catalog.commands import signatures as signatures_group
 from sensor.catalog.index import Catalog, default_signature_dir
 from sensor.config import Settings, load_settings, load_tables
-from sensor.errors import InputError
 from sensor.enrich.fingerprints import ClientFingerprints, EncryptedDns
+from sensor.errors import InputError
 from sensor.findings import Finding
-from sensor.policy import Policy
-from sensor.observations import observation_dict
+from sensor.identity.config import IdentitySettings
+from sensor.identity.config import from_toml as identity_from_toml
+from sensor.identity.pseudonymize import Pseudonymizer
+from sensor.identity.readers import FORMATS, load_identity
+from sensor.observations import observation_dict, pseudonymize_observation
 from sensor.pipeline import Pipeline
+from sensor.policy import Policy
 from sensor.records import Observation
 from sensor.sinks.jsonl import JsonlSink
 from sensor.sources.capture import open_capture
@@ -105,13 +110,18 @@ def summary_table(all_findings: list[Any]) -> str:
     other_line = ", ".join(f"{n} {t}" for t, n in sorted(others.items()))
     if not findings:
         return "no AI service use found" + (f"; other findings: {other_line}" if others else "")
-    rows = [("SERVICE", "CATEGORY", "CLIENTS", "FLOWS", "BYTES UP", "BYTES DOWN", "DNS-ONLY")]
+    users = any(f.identity is not None and f.identity.user for f in findings)
+    head = ("SERVICE", "CATEGORY", "CLIENTS", *(("USERS",) if users else ()), "FLOWS",
+            "BYTES UP", "BYTES DOWN", "DNS-ONLY")
+    rows = [head]
     by_service: dict[str, list[Finding]] = {}
     for f in findings:
         by_service.setdefault(f.service.name, []).append(f)
     for name, fs in sorted(by_service.items(), key=lambda kv: -sum(f.flows for f in kv[1])):
+        who = sorted({f.identity.user for f in fs if f.identity is not None and f.identity.user})
         rows.append((
             name, fs[0].service.category, str(len({f.client_ip for f in fs})),
+            *((", ".join(who[:3]) + (" ..." if len(who) > 3 else "") or "-",) if users else ()),
             str(sum(f.flows for f in fs)),
             _human_bytes(sum(f.bytes_client_to_server for f in fs)),
             _human_bytes(sum(f.bytes_server_to_client for f in fs)),
@@ -123,6 +133,21 @@ def summary_table(all_findings: list[Any]) -> str:
     clients = len({f.client_ip for f in findings})
     lines.append(f"{len(by_service)} AI services, {clients} clients, "
                  f"{sum(f.flows for f in findings)} flows")
+    if users:
+        by_user: dict[str, list[Finding]] = {}
+        for f in findings:
+            u = f.identity.user if f.identity is not None and f.identity.user else "(unknown)"
+            by_user.setdefault(u, []).append(f)
+        urows = [("USER", "DEVICES", "AI SERVICES")]
+        for u, fs in sorted(by_user.items()):
+            devs = sorted({f.identity.hostname or f.identity.mac or f.client_ip
+                           if f.identity is not None else f.client_ip for f in fs})
+            urows.append((u, ", ".join(devs[:3]), ", ".join(sorted({f.service.name
+                                                                    for f in fs}))))
+        uw = [max(len(r[i]) for r in urows) for i in range(3)]
+        lines.append("")
+        lines += ["  ".join(c.ljust(w) for c, w in zip(r, uw, strict=True)).rstrip()
+                  for r in urows]
     if others:
         lines.append(f"other findings: {other_line}")
     return "\n".join(lines)
@@ -131,6 +156,18 @@ def summary_table(all_findings: list[Any]) -> str:
 def _load_catalog(sig_dirs: tuple[Path, ...]) -> Catalog:
     dirs = list(sig_dirs) or [default_signature_dir()]
     return Catalog.load(dirs)
+
+
+def _pseudonymizer(settings: IdentitySettings, flag: bool) -> Pseudonymizer | None:
+    if not (flag or settings.pseudonymize):
+        return None
+    env = os.environ.get("SHADOWAI_PSEUDONYM_KEY")
+    if settings.key_file is None and env:
+        return Pseudonymizer(env.encode())
+    if settings.key_file is None:
+        raise InputError("--pseudonymize needs a key: identity.key_file in the config "
+                         "or $SHADOWAI_PSEUDONYM_KEY")
+    return replace(settings, pseudonymize=True).pseudonymizer()
 
 
 def _fingerprint_dir(sig_dirs: tuple[Path, ...]) -> Path:
@@ -157,10 +194,18 @@ def _fingerprint_dir(sig_dirs: tuple[Path, ...]) -> Path:
               help="Packets per batch (default 32768).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress line on stderr (default: only when stderr is a terminal).")
+@click.option("--identity", "identity_files", multiple=True, metavar="[FORMAT:]PATH",
+              help="Identity source for attribution (repeatable): Zeek dhcp/kerberos logs, "
+                   "dhcpd.leases, dnsmasq leases, Windows logon JSON lines, CSV/JSONL feed. "
+                   "The format is detected unless given, e.g. csv:/path/feed.csv.")
+@click.option("--pseudonymize", is_flag=True,
+              help="Replace user names, host names and MACs in every output with keyed "
+                   "hashes (key: identity.key_file in the config, or $SHADOWAI_PSEUDONYM_KEY).")
 @click.option("-q", "--quiet", is_flag=True, help="No summary table on stderr.")
 def hunt(paths: tuple[str, ...], output: str, observations: str | None,
          sig_dirs: tuple[Path, ...], config: Path | None, batch_packets: int | None,
-         progress: bool | None, quiet: bool) -> None:
+         progress: bool | None, identity_files: tuple[str, ...], pseudonymize: bool,
+         quiet: bool) -> None:
     """Hunt capture files (pcap, pcapng, gzip-compressed) for AI service use.
 
     PATHS are files or directories (walked recursively). Findings go to stdout
@@ -181,6 +226,13 @@ def hunt(paths: tuple[str, ...], output: str, observations: str | None,
         unknown = policy.unknown_services(s.id for s in catalog.services)
         if unknown:
             raise InputError(f"{config}: [policy] names unknown service ids: {', '.join(unknown)}")
+        id_settings = identity_from_toml(tables.get("identity", {}))
+        store, _loads = id_settings.build_store()
+        for spec in identity_files:
+            fmt, _, path = spec.partition(":") if spec.split(":", 1)[0] in FORMATS else (
+                None, "", spec)
+            store.add_all(load_identity(path, fmt or None))
+        pseudo = _pseudonymizer(id_settings, pseudonymize)
     except InputError as e:
         click.echo(f"shadowai: {e}", err=True)
         sys.exit(EXIT_FATAL)
@@ -188,10 +240,14 @@ def hunt(paths: tuple[str, ...], output: str, observations: str | None,
 
     def on_obs(o: Observation) -> None:
         assert obs_sink is not None
-        obs_sink.write(observation_dict(o))
+        d = observation_dict(o)
+        if pseudo is not None:
+            d = pseudonymize_observation(d, pseudo)
+        obs_sink.write(d)
 
     pipe = Pipeline(settings, catalog, on_obs if obs_sink else None,
-                    fingerprints=fingerprints, encrypted_dns=edns, policy=policy)
+                    fingerprints=fingerprints, encrypted_dns=edns, policy=policy,
+                    identity=store, identity_wire=id_settings.wire, pseudonymizer=pseudo)
     show = err.isatty() if progress is None else progress
     bar = _Progress(show, err)
     problems = 0
@@ -205,8 +261,8 @@ def hunt(paths: tuple[str, ...], output: str, observations: str | None,
         bar.close()
         findings = pipe.finish()
         with JsonlSink(output) as out:
-            for f in findings:
-                out.write(f.to_dict())
+            for d in pipe.finding_dicts(findings):
+                out.write(d)
         if obs_sink is not None:
             obs_sink.close()
     if not quiet:

@@ -17,9 +17,11 @@ import numpy as np
 import numpy.typing as npt
 
 from sensor.config import Settings
+from sensor.decoders import dhcp as dhcp_dec
 from sensor.decoders import dns as dns_dec
 from sensor.decoders import http as http_dec
 from sensor.decoders import http_stream
+from sensor.decoders import kerberos as krb_dec
 from sensor.decoders import quic as quic_dec
 from sensor.decoders import tls as tls_dec
 from sensor.decoders.link import PROTO_TCP, PROTO_UDP, Columns, ip_text
@@ -65,6 +67,8 @@ class _HttpFlow:
 
 # TCP flags
 _FIN, _RST = 0x01, 0x04
+# an HTTP connection quiet this long is reported and no longer followed (live captures)
+HTTP_IDLE_NS = 120 * 1_000_000_000
 
 
 @dataclass(slots=True)
@@ -85,7 +89,8 @@ class DissectStats:
     by_kind: dict[str, int] = field(default_factory=dict)
     http_conversations: int = 0  # connections followed in both directions
     http_budget_spent: int = 0  # ... until their byte budget ran out
-    http_table_full: int = 0  # request heads decoded alone: too many connections followed
+    http_table_full: int = 0  # connections given up early to make room for a new one
+    http_idle_ended: int = 0  # connections reported after HTTP_IDLE_NS without a packet
     http_gaps: int = 0  # messages abandoned because segments were missing
     http_errors: int = 0  # heads or chunked bodies that did not decode in a conversation
 
@@ -108,7 +113,10 @@ class Dissector:
         self._http_keys: U64 = np.zeros(0, dtype=np.uint64)
         self._http_dirty = False
         self.http_budget = http_stream.FLOW_BUDGET
-        self.max_http_flows = max(1, settings.max_pending_streams // 10)
+        # at most this many followed at once; each holds < http_budget bytes (usually far less)
+        self.max_http_flows = max(1, min(4096, settings.max_pending_streams // 10))
+        self.http_idle_ns = HTTP_IDLE_NS
+        self._http_swept_ns = 0
 
     def _ip(self, hi: int, lo: int) -> str:
         k = (hi, lo)
@@ -125,6 +133,8 @@ class Dissector:
             self._pending = np.fromiter(self._streams.keys(), dtype=np.uint64,
                                         count=len(self._streams))
             self._pending_dirty = False
+        if self._http and ts_ns.size:
+            self._http_sweep(int(ts_ns[0]))
         if self._http_dirty:
             self._http_keys = np.fromiter(self._http.keys(), dtype=np.uint64,
                                           count=len(self._http))
@@ -159,6 +169,11 @@ class Dissector:
         dns_udp = udp & ((sp == 53) | (dp == 53) | (sp == 5353) | (dp == 5353) | (sp == 5355)
                          | (dp == 5355))
         dns_tcp = tcp & ((sp == 53) | (dp == 53))
+        # attribution: DHCP leases and Kerberos principals (sensor/identity)
+        dhcp = udp & ((sp == 67) | (dp == 67) | (sp == 68) | (dp == 68))
+        dhcp6 = udp & ((sp == 546) | (dp == 546) | (sp == 547) | (dp == 547))
+        krb_udp = udp & ((sp == 88) | (dp == 88))
+        krb_tcp = tcp & ((sp == 88) | (dp == 88))
         # QUIC long header with the fixed bit: Initials are picked out in Python
         quic = udp & (L >= 7) & ((b0 & 0xC0) == 0xC0) & ~dns_udp
         # only a start whose message may go on in later segments needs its stream followed:
@@ -166,7 +181,8 @@ class Dissector:
         rec_len = ((w4 & 0xFF) << 8) | b4
         e = p + L
         last4 = (at(e - 4) << 24) | (at(e - 3) << 16) | (at(e - 2) << 8) | at(e - 1)
-        open_ended = (tls_start & (rec_len + 5 > L)) | (http_req & (last4 != 0x0D0A0D0A)) | dns_tcp
+        open_ended = ((tls_start & (rec_len + 5 > L)) | (http_req & (last4 != 0x0D0A0D0A))
+                      | dns_tcp | krb_tcp)
         follow_keys = dkeys[open_ended]
         if self._pending.size:
             follow_keys = np.concatenate((follow_keys, self._pending))
@@ -182,8 +198,8 @@ class Dissector:
         else:
             http_flow = np.zeros_like(tcp)
         # one code per packet; the first true test wins (same order as below)
-        code = np.select([dns_udp, quic, tls_start, http_req, dns_tcp, http_resp, follow],
-                         [1, 2, 3, 4, 5, 6, 7], 0)
+        code = np.select([dns_udp, quic, tls_start, http_req, dns_tcp, http_resp, follow, dhcp,
+                          dhcp6, krb_udp, krb_tcp], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 0)
         sel = np.flatnonzero((code != 0) | http_flow)
         if sel.size == 0:
             return
@@ -215,6 +231,9 @@ class Dissector:
             if k == 2:
                 self._quic_datagram(dk, pk, data)
                 continue
+            if 8 <= k <= 10:
+                self._identity_datagram(k, pk, data)
+                continue
             st = streams.get(dk)
             if st is not None:
                 self._continue(dk, st, pk, data)
@@ -224,6 +243,8 @@ class Dissector:
                 self._http_start(pk, dk, data)
             elif k == 5:
                 self._start("dns.tcp", dk, pk, data)
+            elif k == 11:
+                self._start("krb.tcp", dk, pk, data)
             elif k == 6:
                 self._decode_once("http.response", pk, data)
 
@@ -285,9 +306,14 @@ class Dissector:
             if st.kind == "http.request":
                 self._observe("http.request", http_dec.parse_request_head(data), pk)
                 return True
-            msgs, used = dns_dec.parse_dns_tcp(data)
-            for m in msgs:
-                self._observe("dns", m, pk)
+            if st.kind == "krb.tcp":
+                krbs, used = krb_dec.parse_kerberos_tcp(data)
+                for km in krbs:
+                    self._observe("kerberos", km, pk)
+            else:
+                msgs, used = dns_dec.parse_dns_tcp(data)
+                for m in msgs:
+                    self._observe("dns", m, pk)
             del st.data[:used]
             return used > 0 and not st.data
         except NeedMoreData:
@@ -304,14 +330,33 @@ class Dissector:
 
     # -- HTTP connections ------------------------------------------------------
 
+    def _http_sweep(self, now_ns: int) -> None:
+        """Once per capture second: report and drop connections idle too long."""
+        if now_ns - self._http_swept_ns < 1_000_000_000:
+            return
+        self._http_swept_ns = now_ns
+        for key, hf in list(self._http.items()):
+            if now_ns - hf.last_ns > self.http_idle_ns:
+                self.stats.http_idle_ended += 1
+                self._http_close(key, hf)
+
+    def _http_close(self, key: int, hf: _HttpFlow) -> None:
+        for ev in hf.conv.flush():
+            self._http_event(hf, ev, hf.last_ns)
+        self._http_end(key, hf)
+
     def _http_start(self, pk: _Pkt, dk: int, data: bytes) -> None:
         """A request head in a flow not followed: follow it, or decode the head alone."""
-        if pk[8] in self._http_seen or len(self._http) >= self.max_http_flows:
-            if pk[8] not in self._http_seen:
-                self.stats.http_table_full += 1
+        if pk[8] in self._http_seen or self.max_http_flows <= 0:
             self._start("http.request", dk, pk, data)
             return
-        self._http[pk[8]] = _HttpFlow(http_stream.HttpConversation(self.http_budget), dk, pk)
+        if len(self._http) >= self.max_http_flows:
+            # table full: the connection followed longest gives way (reported as it stands)
+            self.stats.http_table_full += 1
+            key = next(iter(self._http))
+            self._http_close(key, self._http[key])
+        self._http[pk[8]] = _HttpFlow(http_stream.HttpConversation(self.http_budget), dk, pk,
+                                      last_ns=pk[0])
         self._http_dirty = True
         self.stats.http_conversations += 1
         self._http_feed(self._http[pk[8]], pk, dk, data, 0)
@@ -354,9 +399,7 @@ class Dissector:
     def flush(self) -> None:
         """End of input: report what HTTP connections still hold (responses cut short...)."""
         for key, hf in list(self._http.items()):
-            for ev in hf.conv.flush():
-                self._http_event(hf, ev, hf.last_ns)
-            self._http_end(key, hf)
+            self._http_close(key, hf)
 
     # -- UDP -----------------------------------------------------------------
 
@@ -367,6 +410,17 @@ class Dissector:
             self.stats.decode_errors += 1
             return
         self._observe("dns", msg, pk)
+
+    def _identity_datagram(self, k: int, pk: _Pkt, data: bytes) -> None:
+        try:
+            if k == 8:
+                self._observe("dhcp", dhcp_dec.parse_dhcp(data), pk)
+            elif k == 9:
+                self._observe("dhcpv6", dhcp_dec.parse_dhcpv6(data), pk)
+            else:
+                self._observe("kerberos", krb_dec.parse_kerberos(data), pk)
+        except DecodeError:
+            self.stats.decode_errors += 1
 
     def _quic_datagram(self, dk: int, pk: _Pkt, data: bytes) -> None:
         conn = self._quic.get(dk)

@@ -30,6 +30,21 @@ def finding_id(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
+def identity_key(attr: Any) -> str:
+    """What tells two holders of one IP apart: MAC, host name, user."""
+    return f"{attr.mac or ''}|{attr.hostname or ''}|{attr.user or ''}"
+
+
+def client_object(ip: str, attr: Any, mac: str | None) -> dict[str, Any]:
+    """The finding's ``client``: {ip, mac, hostname, user, attribution}."""
+    if attr is None:
+        return {"ip": ip, "mac": mac, "hostname": None, "user": None, "attribution": []}
+    d: dict[str, Any] = attr.to_client_dict(ip)
+    if d["mac"] is None:
+        d["mac"] = mac
+    return d
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceRef:
     id: str
@@ -65,13 +80,17 @@ class Finding:
     ja4_raw: dict[str, str] = field(default_factory=dict)  # JA4 -> JA4_r
     non_browser: bool = False  # a known non-browser TLS client was seen
     ech: bool = False  # a ClientHello offered Encrypted Client Hello to an ECH front
+    identity: Any = None  # sensor.identity.Attribution valid at the first flow/lookup
     sanctioned: bool | None = None  # None: no policy decided it
     policy_reason: str | None = None
 
     @property
     def id(self) -> str:
-        return finding_id(self.type, self.client_ip, self.service.id,
-                          (self.server_name or "") if self.service.id == "unknown" else "")
+        parts = [self.type, self.client_ip, self.service.id,
+                 (self.server_name or "") if self.service.id == "unknown" else ""]
+        if self.identity is not None:  # one IP, several devices/users over time
+            parts.append(identity_key(self.identity))
+        return finding_id(*parts)
 
     def see(self, ts_ns: int) -> None:
         if ts_ns < self.first_ns:
@@ -94,7 +113,7 @@ class Finding:
             "severity": self.severity,
             "first_seen": rfc3339(self.first_ns),
             "last_seen": rfc3339(self.last_ns),
-            "client": {"ip": self.client_ip, "mac": self.client_mac},
+            "client": client_object(self.client_ip, self.identity, self.client_mac),
             "server": {"ip": self.server_ip, "port": self.server_port, "name": self.server_name},
             "service": {"id": self.service.id, "name": self.service.name,
                         "vendor": self.service.vendor, "category": self.service.category,

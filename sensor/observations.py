@@ -80,4 +80,23 @@ def observation_dict(o: Observation) -> dict[str, Any]:
     elif isinstance(p, HttpResponse):
         d.update(status=p.status, reason=p.reason, version=p.version, server=p.server,
                  content_type=p.content_type, content_length=p.content_length)
+    else:
+        to_dict = getattr(p, "to_dict", None)  # DHCP, Kerberos, HTTP exchanges
+        if to_dict is not None:
+            d.update(to_dict())
+    return d
+
+
+def pseudonymize_observation(d: dict[str, Any], pseudo: Any) -> dict[str, Any]:
+    """Identity fields of DHCP/Kerberos observations replaced by keyed hashes."""
+    kind = d["kind"]
+    if kind in ("dhcp", "dhcpv6"):
+        if d.get("client_mac"):
+            d["client_mac"] = pseudo.mac(d["client_mac"])
+        for k in ("hostname", "client_fqdn", "fqdn"):
+            if d.get(k):
+                d[k] = pseudo.host(d[k])
+    elif kind == "kerberos" and d.get("client"):
+        name = d["client"]
+        d["client"] = pseudo.host(name) if name.endswith("$") or "/" in name else pseudo.user(name)
     return d

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,11 @@ from sensor.detect.usage import UsageDetector
 from sensor.dissect import Dissector
 from sensor.enrich.dns_correlation import DnsCorrelator
 from sensor.enrich.fingerprints import ClientFingerprints, EncryptedDns
-from sensor.findings import ServiceRef
+from sensor.decoders.dhcp import DhcpMessage, Dhcpv6Message
+from sensor.decoders.kerberos import KerberosMessage
+from sensor.findings import ServiceRef, client_object
+from sensor.identity.pseudonymize import Pseudonymizer
+from sensor.identity.store import IdentityStore
 from sensor.flows import Expired, FlowRecord, FlowTable, flow_keys
 from sensor.policy import Policy
 from sensor.records import DnsMessage, HttpRequest, Observation, TlsClientHello
@@ -86,7 +91,10 @@ class Pipeline:
                  detectors: Sequence[object] = (),
                  fingerprints: ClientFingerprints | None = None,
                  encrypted_dns: EncryptedDns | None = None,
-                 policy: Policy | None = None) -> None:
+                 policy: Policy | None = None,
+                 identity: IdentityStore | None = None,
+                 identity_wire: bool = True,
+                 pseudonymizer: Pseudonymizer | None = None) -> None:
         self.settings = settings
         self.catalog = catalog
         self.stats = PipelineStats()
@@ -96,6 +104,9 @@ class Pipeline:
         self.dns = DnsCorrelator(settings.dns_max_age_s, settings.max_dns_bindings)
         self.usage = UsageDetector(settings.max_evidence_values)
         self.policy = policy or Policy()
+        self.identity = identity if identity is not None else IdentityStore()
+        self.identity_wire = identity_wire
+        self.pseudonymizer = pseudonymizer
         self._refs: dict[str, ServiceRef | None] = {}
         self._ranges = _range_bounds(catalog)
         self.fingerprints = fingerprints or ClientFingerprints({}, {})
@@ -188,6 +199,20 @@ class Pipeline:
             out.extend(d.findings())  # type: ignore[attr-defined]
         return out
 
+    def finding_dicts(self, findings: Sequence[Any]) -> list[dict[str, Any]]:
+        """Findings as output: clients of every type attributed, pseudonymized if asked."""
+        out = []
+        for f in findings:
+            d: dict[str, Any] = f.to_dict()
+            c = d.get("client")
+            if isinstance(c, dict) and "attribution" not in c and c.get("ip"):
+                ident = self.identity.lookup(c["ip"], _parse_ts(d["first_seen"]))
+                d["client"] = client_object(c["ip"], ident, c.get("mac"))
+            if self.pseudonymizer is not None:
+                d = self.pseudonymizer.pseudonymize_finding_dict(d)
+            out.append(d)
+        return out
+
     # -- observations --------------------------------------------------------
 
     def _observe(self, o: Observation) -> None:
@@ -212,6 +237,14 @@ class Pipeline:
             app.client = (o.src_ip, o.src_port)
         elif isinstance(p, DnsMessage):
             self._dns(o, p)
+        elif self.identity_wire:
+            if isinstance(p, DhcpMessage):
+                self.identity.add_from_dhcp(p, o.ts_ns)
+            elif isinstance(p, Dhcpv6Message):
+                self.identity.add_from_dhcpv6(p, o.ts_ns)
+            elif isinstance(p, KerberosMessage):
+                client = o.src_ip if o.dst_port == 88 else o.dst_ip
+                self.identity.add_from_kerberos(p, client, o.ts_ns)
 
     def _match(self, name: str) -> ServiceRef | None:
         ref = self._refs.get(name, _NO_REF)
@@ -252,7 +285,8 @@ class Pipeline:
             return
         client = o.dst_ip if m.is_response else o.src_ip
         self.stats.dns_lookups_ai += 1
-        self.usage.add_dns(client, hit, qname, o.ts_ns, m.is_response)
+        self.usage.add_dns(client, hit, qname, o.ts_ns, m.is_response,
+                           self.identity.lookup(client, o.ts_ns))
         if m.is_response:
             for a in m.answers:
                 if a.rtype in _ADDRESS_TYPES:
@@ -383,9 +417,15 @@ class Pipeline:
             raw = ja4_r(app.hello, t)
             family = self.fingerprints.lookup(fp)
             ech = app.hello.has_ech and kind == "dns.answer"
-        self.usage.add_flow(rec, ref, name, kind, value, fp, family, ech, raw)
+        ident = self.identity.lookup(rec.client_ip, rec.first_ns)
+        self.usage.add_flow(rec, ref, name, kind, value, fp, family, ech, raw, ident)
         for d in self._flow_detectors:
             d.on_flow(rec, ref, False)
+
+
+def _parse_ts(text: str) -> int:
+    dt = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
 
 
 def _range_bounds(catalog: Catalog) -> list[tuple[int, int, int, int]]:

@@ -97,9 +97,12 @@ class HttpResponse:
 
 
 if TYPE_CHECKING:  # http_stream imports this module: name its record for mypy only
+    from sensor.decoders.dhcp import DhcpMessage, Dhcpv6Message
     from sensor.decoders.http_stream import HttpExchange
+    from sensor.decoders.kerberos import KerberosMessage
 
-    Payload: TypeAlias = TlsClientHello | DnsMessage | HttpRequest | HttpResponse | HttpExchange
+    Payload: TypeAlias = (TlsClientHello | DnsMessage | HttpRequest | HttpResponse | HttpExchange
+                          | DhcpMessage | Dhcpv6Message | KerberosMessage)
 else:
     Payload = TlsClientHello | DnsMessage | HttpRequest | HttpResponse
 

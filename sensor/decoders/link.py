@@ -379,7 +379,7 @@ def _network(r: _Reader, l3: I64, et: I64, end: I64, n: int) -> Columns:
         v4 &= ((b0 >> 4) == 4) & (ihl >= 20)
         tot = r.be16(l3 + 2, v4)
         fo = r.be16(l3 + 6, v4)
-        v4 &= tot >= ihl
+        v4 &= (tot >= ihl) | (tot == 0)  # 0: captured before segmentation offload (TSO)
         ok |= v4
         ipver = np.where(v4, 4, ipver).astype(np.uint8)
         proto = np.where(v4, r.u8(l3 + 9, v4), proto)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from sensor.enrich.fingerprints import ClientFamily
-from sensor.findings import Finding, ServiceRef
+from sensor.findings import Finding, ServiceRef, identity_key
+from sensor.identity.model import Attribution
 from sensor.flows import FlowRecord
 from sensor.policy import Policy
 
@@ -14,21 +15,24 @@ MCP_TYPE = "mcp_server_use"  # a remote MCP server from the catalog (category mc
 class UsageDetector:
     def __init__(self, max_evidence: int = 20) -> None:
         self.max_evidence = max_evidence
-        self._findings: dict[tuple[str, str], Finding] = {}
+        self._findings: dict[tuple[str, str, str], Finding] = {}
 
-    def _get(self, client_ip: str, service: ServiceRef, ts_ns: int) -> Finding:
-        k = (client_ip, service.id if service.id != "unknown" else f"unknown:{service.vendor}")
+    def _get(self, client_ip: str, service: ServiceRef, ts_ns: int,
+             ident: Attribution | None = None) -> Finding:
+        k = (client_ip, service.id if service.id != "unknown" else f"unknown:{service.vendor}",
+             identity_key(ident) if ident is not None else "")
         f = self._findings.get(k)
         if f is None:
             kind = MCP_TYPE if service.category == "mcp-server" else TYPE
-            f = self._findings[k] = Finding(kind, client_ip, service, ts_ns, ts_ns)
+            f = self._findings[k] = Finding(kind, client_ip, service, ts_ns, ts_ns,
+                                            identity=ident)
         return f
 
     def add_flow(self, flow: FlowRecord, service: ServiceRef, server_name: str,
                  evidence_kind: str, evidence_value: str, ja4: str | None = None,
                  family: ClientFamily | None = None, ech: bool = False,
-                 ja4_raw: str | None = None) -> None:
-        f = self._get(flow.client_ip, service, flow.first_ns)
+                 ja4_raw: str | None = None, ident: Attribution | None = None) -> None:
+        f = self._get(flow.client_ip, service, flow.first_ns, ident)
         f.see(flow.first_ns)
         f.see(flow.last_ns)
         if f.flows == 0:
@@ -53,8 +57,8 @@ class UsageDetector:
             f.ech = True
 
     def add_dns(self, client_ip: str, service: ServiceRef, qname: str, ts_ns: int,
-                is_response: bool) -> None:
-        f = self._get(client_ip, service, ts_ns)
+                is_response: bool, ident: Attribution | None = None) -> None:
+        f = self._get(client_ip, service, ts_ns, ident)
         f.see(ts_ns)
         if f.server_name is None:
             f.server_name = qname
