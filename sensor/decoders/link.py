@@ -25,9 +25,9 @@ import numpy.typing as npt
 from sensor.sources.batch import (
     LINKTYPE_C_HDLC,
     LINKTYPE_ETHERNET,
-    LINKTYPE_IPV4,
     LINKTYPE_IEEE802_11,
     LINKTYPE_IEEE802_11_RADIOTAP,
+    LINKTYPE_IPV4,
     LINKTYPE_IPV6,
     LINKTYPE_LINUX_SLL,
     LINKTYPE_LINUX_SLL2,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sensor.enrich.fingerprints import ClientFamily
 from sensor.findings import Finding, ServiceRef, identity_key
-from sensor.identity.model import Attribution
 from sensor.flows import FlowRecord
+from sensor.identity.model import Attribution
 from sensor.policy import Policy
 
 TYPE = "ai_service_use"
