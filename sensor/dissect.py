@@ -10,6 +10,7 @@ budget is spent (``http_stream.FLOW_BUDGET``), for request/response bodies.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -32,6 +33,7 @@ I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
 
 _DIR_SALT = np.uint64(0x5BD1E9955BD1E995)
+_HOSTNAME = re.compile(r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_-]{1,63}")
 
 
 def _prefix_ints(prefixes: tuple[bytes, ...]) -> npt.NDArray[np.int64]:
@@ -169,6 +171,18 @@ class Dissector:
         dns_udp = udp & ((sp == 53) | (dp == 53) | (sp == 5353) | (dp == 5353) | (sp == 5355)
                          | (dp == 5355))
         dns_tcp = tcp & ((sp == 53) | (dp == 53))
+        # DNS on another port (a local resolver on 5333, 5335...): a plausible header with one
+        # question, checked on the few UDP packets that are nothing else
+        dns_heur = np.zeros_like(udp)
+        # (NetBIOS name service on 137 has the DNS layout but is not DNS)
+        cand = np.flatnonzero(udp & ~dns_udp & (L >= 17) & ((b0 & 0xC0) != 0xC0)
+                              & (sp != 137) & (dp != 137))
+        if cand.size:
+            pc = p[cand]
+            hdr = np.stack([at(pc + k) for k in (2, 4, 5, 6, 8, 10, 12)])
+            dns_heur[cand] = (((hdr[0] & 0x78) == 0) & (hdr[1] == 0) & (hdr[2] == 1)
+                              & (hdr[3] == 0) & (hdr[4] == 0) & (hdr[5] == 0)
+                              & (hdr[6] >= 1) & (hdr[6] <= 63))
         # attribution: DHCP leases and Kerberos principals (sensor/identity)
         dhcp = udp & ((sp == 67) | (dp == 67) | (sp == 68) | (dp == 68))
         dhcp6 = udp & ((sp == 546) | (dp == 546) | (sp == 547) | (dp == 547))
@@ -199,7 +213,8 @@ class Dissector:
             http_flow = np.zeros_like(tcp)
         # one code per packet; the first true test wins (same order as below)
         code = np.select([dns_udp, quic, tls_start, http_req, dns_tcp, http_resp, follow, dhcp,
-                          dhcp6, krb_udp, krb_tcp], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 0)
+                          dhcp6, krb_udp, krb_tcp, dns_heur],
+                         [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 0)
         sel = np.flatnonzero((code != 0) | http_flow)
         if sel.size == 0:
             return
@@ -233,6 +248,9 @@ class Dissector:
                 continue
             if 8 <= k <= 10:
                 self._identity_datagram(k, pk, data)
+                continue
+            if k == 12:
+                self._udp_heuristic(pk, data)
                 continue
             st = streams.get(dk)
             if st is not None:
@@ -410,6 +428,17 @@ class Dissector:
             self.stats.decode_errors += 1
             return
         self._observe("dns", msg, pk)
+
+    def _udp_heuristic(self, pk: _Pkt, data: bytes) -> None:
+        """DNS recognised by content on a port that is not DNS's: kept only if it parses
+        completely into a query/response for a well-formed name (else: not DNS, silently)."""
+        try:
+            msg = dns_dec.parse_dns(data)
+        except DecodeError:
+            return
+        if len(msg.questions) == 1 and _HOSTNAME.fullmatch(msg.questions[0].name):
+            self.stats.by_kind["dns.heuristic"] = self.stats.by_kind.get("dns.heuristic", 0) + 1
+            self._observe("dns", msg, pk)
 
     def _identity_datagram(self, k: int, pk: _Pkt, data: bytes) -> None:
         try:

@@ -32,6 +32,7 @@ class TlsClientHello:
     ec_point_formats: tuple[int, ...]  # extension 11
     has_ech: bool  # encrypted_client_hello (0xfe0d) present
     session_id_len: int = 0
+    malformed: bool = False  # the extension block was damaged: fields after it are missing
 
     @property
     def alpn_str(self) -> tuple[str, ...]:

@@ -180,6 +180,7 @@ def parse_client_hello(msg: bytes) -> TlsClientHello:
     groups: tuple[int, ...] = ()
     point_formats: tuple[int, ...] = ()
     seen: set[int] = set()
+    malformed = False
     if p < end:  # extensions are optional (pre-TLS-1.2 clients may omit them)
         if p + 2 > end:
             raise DecodeError("extensions length truncated")
@@ -190,12 +191,16 @@ def parse_client_hello(msg: bytes) -> TlsClientHello:
             raise DecodeError("extensions block overruns the ClientHello")
         while p < ext_end:
             if p + 4 > ext_end:
-                raise DecodeError("extension header truncated")
+                malformed = True  # keep what was decoded before the damage
+                break
             etype, elen = _U16x2.unpack_from(msg, p)
             p += 4
             dend = p + elen
             if dend > ext_end:
-                raise DecodeError(f"extension {etype:#06x} overruns the block")
+                # a broken extension must not hide the SNI decoded before it (an evasion
+                # trick; tshark and nDPI keep it too): stop here and flag the record
+                malformed = True
+                break
             ext_types.append(etype)
             if etype not in seen:  # the first occurrence of a duplicate wins
                 seen.add(etype)
@@ -226,6 +231,7 @@ def parse_client_hello(msg: bytes) -> TlsClientHello:
         ec_point_formats=point_formats,
         has_ech=_EXT_ECH in seen,
         session_id_len=sid_len,
+        malformed=malformed,
     )
 
 

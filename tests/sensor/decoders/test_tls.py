@@ -150,15 +150,21 @@ def test_malformed_framing_raises_decode_error() -> None:
     body[4 + 2 + 32] = 33  # session_id length > 32
     with pytest.raises(DecodeError):
         parse_client_hello(bytes(body))
-    # Extension overrunning the block.
-    over = build_hello([b"\x00\x10\x00\x09\x00"])
-    with pytest.raises(DecodeError):
-        parse_client_hello(over)
     # Odd cipher_suites length.
     odd = bytearray(build_hello(None, ciphers=(0x1301,)))
     odd[4 + 2 + 32 + 1 + 32 + 1] = 3
     with pytest.raises(DecodeError):
         parse_client_hello(bytes(odd))
+
+
+def test_a_broken_extension_keeps_what_came_before_it() -> None:
+    # fuzzed/evasive hellos (ndpi tls_invalid_reads.pcap): the SNI before the damage stays
+    sni = _ext(0x0000, struct.pack(">HBH", 16, 0, 13) + b"e.example.com")
+    ch = parse_client_hello(build_hello([sni, b"\x00\x10\x00\x09\x00"]))
+    assert ch.sni == "e.example.com" and ch.malformed and ch.extensions == (0,)
+    ch = parse_client_hello(build_hello([sni, b"\x00"]))  # truncated extension header
+    assert ch.sni == "e.example.com" and ch.malformed
+    assert not parse_client_hello(build_hello([sni])).malformed
 
 
 def test_strict_prefixes_need_more_data() -> None:
