@@ -238,15 +238,37 @@ def parse_request_head(data: bytes) -> HttpRequest:
     """Decode the request head at the start of ``data`` (client->server stream)."""
     if not looks_like_http_request(data[:34]):
         raise DecodeError("not an HTTP request line")
+    nl = data.find(b"\n")
+    if nl > 0:
+        first = data[:nl].rstrip(b"\r").decode("latin-1").split(" ")
+        if len(first) == 2 and first[1] and _VERSION.fullmatch(first[1]) is None:
+            # No version: HTTP/0.9 ("GET /"), as Zeek logs such lines (also "GET /HTTP/1.1").
+            # Header lines may still follow (Suricata's http-not09 case): read them, a
+            # Host or User-Agent there is evidence like any other.
+            rest = data[nl + 1:]
+            if not rest or rest[:1] == b"\n" or rest[:2] == b"\r\n":
+                blank = 0 if not rest else (1 if rest[:1] == b"\n" else 2)
+                return _request(first[0], first[1], "HTTP/0.9", {}, (), nl + 1 + blank)
+            _start, lines, end = _split_head(data, "request")
+            found, names = _headers(lines)
+            return _request(first[0], first[1], "HTTP/0.9", found, names, end)
     start, lines, end = _split_head(data, "request")
     parts = start.split(" ")
+    if len(parts) == 2 and _VERSION.fullmatch(parts[1]) is not None:
+        parts.insert(1, "")  # "GET HTTP/1.1": no target (Zeek logs it empty); keep the head
     if len(parts) < 3:
         raise DecodeError("request line needs method, target and version")
     method, version = parts[0], parts[-1]
     target = " ".join(p for p in parts[1:-1] if p)  # tolerate extra SP and SP in targets
-    if not target or _VERSION.fullmatch(version) is None:
-        raise DecodeError(f"not an HTTP/1.x request line: {start[:64]!r}")
+    if (not target and parts[1:-1] != [""]) or _VERSION.fullmatch(version) is None:
+        # no query string in the message: it may hold a key (?key=...)
+        raise DecodeError(f"not an HTTP/1.x request line: {start.partition('?')[0][:64]!r}")
     found, names = _headers(lines)
+    return _request(method, target, version, found, names, end)
+
+
+def _request(method: str, target: str, version: str, found: dict[str, str],
+             names: tuple[str, ...] | list[str], end: int) -> HttpRequest:
     host_value = found.get("host")
     host, port = _split_host(host_value) if host_value is not None else (None, None)
     auth = _auth_scheme(found.get("authorization"))

@@ -147,7 +147,6 @@ def test_need_more_data_then_success() -> None:
     [
         b"\x16\x03\x01\x02\x00\x01",  # TLS
         b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",  # h2 preface
-        b"GET /\r\n\r\n",  # HTTP/0.9
         b"GET / HTTP/3.0\r\n\r\n",
         b"GET / FTP/1.0\r\n\r\n",
         b"G(T / HTTP/1.1\r\n\r\n",  # not a token
@@ -159,6 +158,20 @@ def test_not_a_request(raw: bytes) -> None:
     with pytest.raises(DecodeError) as ei:
         parse_request_head(raw)
     assert not isinstance(ei.value, NeedMoreData) or raw == b""
+
+
+def test_lenient_request_lines_as_zeek_reads_them() -> None:
+    r = parse_request_head(b"GET /\r\n")  # HTTP/0.9: the line is the whole request
+    assert (r.method, r.target, r.version, r.header_bytes) == ("GET", "/", "HTTP/0.9", 7)
+    r = parse_request_head(b"GET /HTTP/1.1\r\nHost: a.example\r\n\r\n")  # no SP: 0.9
+    assert (r.target, r.version, r.host) == ("/HTTP/1.1", "HTTP/0.9", "a.example")
+    # no version but header lines follow (Suricata http-not09): they are read
+    r = parse_request_head(b"GET /\nFakeHeader\nHost: localhost\nUser-Agent: myscript\n\n")
+    assert (r.target, r.host, r.user_agent) == ("/", "localhost", "myscript")
+    r = parse_request_head(b"GET HTTP/1.1\r\nHost: bro.org\r\n\r\n")  # no target
+    assert (r.target, r.version, r.host) == ("", "HTTP/1.1", "bro.org")
+    with pytest.raises(DecodeError):
+        parse_request_head(b"GET  HTTP/1.1 x\r\n\r\n")
 
 
 def test_head_size_limit() -> None:
@@ -256,3 +269,20 @@ def test_mutated_truncated(pos: int, byte: int, cut: int) -> None:
 def test_header_values_never_crash(value: str) -> None:
     raw = b"GET / HTTP/1.1\r\nHost: " + value.replace("\n", " ").encode("latin-1") + b"\r\n\r\n"
     _check_req(raw)
+
+
+def test_header_fields_keep_all_fields_in_order_with_folding() -> None:
+    from sensor.decoders.http import head_end, header_fields, split_head
+
+    raw = (b"POST / HTTP/1.1\r\nHost: a\r\nX-Multi: one\r\n  two\r\nno colon here\r\n"
+           b"host: b\r\nAuthorization: Bearer t\r\n\r\nbody")
+    end = head_end(raw)
+    assert raw[end:] == b"body"
+    start, lines, n = split_head(raw)
+    assert (start, n) == ("POST / HTTP/1.1", end)
+    assert header_fields(lines) == [("host", "a"), ("x-multi", "one two"), ("host", "b"),
+                                    ("authorization", "Bearer t")]
+    assert header_fields(lines, limit=2) == [("host", "a"), ("x-multi", "one two")]
+    assert head_end(b"GET / HTTP/1.1\r\nHost: a\r\n") == -1
+    with pytest.raises(NeedMoreData):
+        split_head(b"GET / HTTP/1.1\r\n")
