@@ -14,29 +14,32 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
 import click
 
 from sensor import __version__
+from sensor.app import FlowWriter, RunContext, build_context, make_pipeline
 from sensor.catalog.commands import signatures as signatures_group
 from sensor.catalog.index import Catalog, default_signature_dir
-from sensor.config import Settings, load_settings, load_tables
-from sensor.enrich.fingerprints import ClientFingerprints, EncryptedDns
+from sensor.config import Settings
 from sensor.errors import InputError
 from sensor.findings import Finding
-from sensor.identity.config import IdentitySettings
-from sensor.identity.config import from_toml as identity_from_toml
-from sensor.identity.pseudonymize import Pseudonymizer
-from sensor.identity.readers import FORMATS, load_identity
+from sensor.inventory.commands import assets as assets_command
+from sensor.inventory.store import Inventory, assets_of, default_db_path
 from sensor.observations import observation_dict, pseudonymize_observation
 from sensor.pipeline import Pipeline
-from sensor.policy import Policy
 from sensor.records import Observation
+from sensor.report.html import write_report
+from sensor.sinks.cli import output_url, sink_options
 from sensor.sinks.jsonl import JsonlSink
+from sensor.sinks.sinkset import open_sinks
 from sensor.sources.capture import open_capture
+from sensor.sources.detect import detect_input
+from sensor.sources.feed import feed_log_records
+from sensor.sources.logs import ReadStats, iter_log_paths
+from sensor.volume.commands import model as model_command
 
 EXIT_OK, EXIT_FATAL, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
@@ -48,6 +51,8 @@ def main() -> None:
 
 
 main.add_command(signatures_group)
+main.add_command(assets_command)
+main.add_command(model_command)
 
 
 def _expand(paths: tuple[str, ...]) -> Iterator[tuple[Path, bool]]:
@@ -158,33 +163,15 @@ def _load_catalog(sig_dirs: tuple[Path, ...]) -> Catalog:
     return Catalog.load(dirs)
 
 
-def _pseudonymizer(settings: IdentitySettings, flag: bool) -> Pseudonymizer | None:
-    if not (flag or settings.pseudonymize):
-        return None
-    env = os.environ.get("SHADOWAI_PSEUDONYM_KEY")
-    if settings.key_file is None and env:
-        return Pseudonymizer(env.encode())
-    if settings.key_file is None:
-        raise InputError("--pseudonymize needs a key: identity.key_file in the config "
-                         "or $SHADOWAI_PSEUDONYM_KEY")
-    return replace(settings, pseudonymize=True).pseudonymizer()
-
-
-def _fingerprint_dir(sig_dirs: tuple[Path, ...]) -> Path:
-    for d in sig_dirs:
-        if (d / "fingerprints").is_dir():
-            return d / "fingerprints"
-    return default_signature_dir() / "fingerprints"
-
-
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", type=click.Path(dir_okay=False, allow_dash=True),
-              default="-", show_default=True,
-              help="Write findings as JSON Lines to this file ('-' = stdout).")
+              default=None,
+              help="Write findings as JSON Lines to this file ('-' = stdout; the default "
+                   "when no --sink is given).")
 @click.option("--observations", type=click.Path(dir_okay=False, allow_dash=True),
-              help="Also write every decoded observation (TLS ClientHello, DNS, HTTP) as JSON "
-                   "Lines to this file.")
+              help="Also write every decoded observation (TLS ClientHello, DNS, HTTP, DHCP, "
+                   "Kerberos) as JSON Lines to this file.")
 @click.option("-s", "--signatures", "sig_dirs", multiple=True,
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Signature directory (repeatable; default: the bundled signatures/).")
@@ -201,42 +188,47 @@ def _fingerprint_dir(sig_dirs: tuple[Path, ...]) -> Path:
 @click.option("--pseudonymize", is_flag=True,
               help="Replace user names, host names and MACs in every output with keyed "
                    "hashes (key: identity.key_file in the config, or $SHADOWAI_PSEUDONYM_KEY).")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Record what was found in this inventory database (see `shadowai assets`).")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a self-contained HTML report of the hunt to this file.")
+@click.option("--flows", "flows_out", type=click.Path(dir_okay=False, allow_dash=True),
+              default=None,
+              help="Write every flow attributed to an AI service (the input of `shadowai model "
+                   "train`) as JSON Lines to this file.")
+@sink_options
 @click.option("-q", "--quiet", is_flag=True, help="No summary table on stderr.")
-def hunt(paths: tuple[str, ...], output: str, observations: str | None,
+def hunt(paths: tuple[str, ...], output: str | None, observations: str | None,
          sig_dirs: tuple[Path, ...], config: Path | None, batch_packets: int | None,
          progress: bool | None, identity_files: tuple[str, ...], pseudonymize: bool,
+         db: Path | None, report: Path | None, flows_out: str | None,
+         sinks: tuple[str, ...], sink_format: str | None, spool_dir: str | None,
          quiet: bool) -> None:
-    """Hunt capture files (pcap, pcapng, gzip-compressed) for AI service use.
+    """Hunt captures and logs for AI use: pcap, pcapng (plain or gzip), Zeek logs (TSV or
+    JSON) and Suricata eve.json, recognised by content.
 
-    PATHS are files or directories (walked recursively). Findings go to stdout
-    or --output as JSON Lines, one per (client, service); a summary table goes to
-    stderr. Damaged captures keep the findings made before the damage; the
-    exit code is then 3.
+    PATHS are files or directories (walked recursively). Findings go to stdout,
+    --output or the --sink URLs; a summary table goes to stderr. Damaged captures
+    keep the findings made before the damage; the exit code is then 3.
     """
     err = sys.stderr
     try:
-        settings = load_settings(config, batch_packets=batch_packets)
-        dirs = sig_dirs or settings.signature_dirs
-        catalog = _load_catalog(dirs)
-        fp_dir = _fingerprint_dir(dirs)
-        fingerprints = ClientFingerprints.load(fp_dir)
-        edns = EncryptedDns.load(fp_dir)
-        tables = load_tables(config)
-        policy = Policy.from_toml(tables.get("policy", {}))
-        unknown = policy.unknown_services(s.id for s in catalog.services)
-        if unknown:
-            raise InputError(f"{config}: [policy] names unknown service ids: {', '.join(unknown)}")
-        id_settings = identity_from_toml(tables.get("identity", {}))
-        store, _loads = id_settings.build_store()
-        for spec in identity_files:
-            fmt, _, path = spec.partition(":") if spec.split(":", 1)[0] in FORMATS else (
-                None, "", spec)
-            store.add_all(load_identity(path, fmt or None))
-        pseudo = _pseudonymizer(id_settings, pseudonymize)
+        ctx = build_context(config, sig_dirs, identity_files, pseudonymize,
+                            batch_packets=batch_packets)
+        urls = list(sinks) + list(ctx.sinks.urls)
+        if output is not None or not urls:
+            urls.append(output_url(output or "-"))
+        sink_set = open_sinks(urls, sink_format or ctx.sinks.format,
+                              Path(spool_dir) if spool_dir else _spool_dir(ctx),
+                              spool_max_bytes=ctx.sinks.spool_max_bytes, fsync=ctx.sinks.fsync)
     except InputError as e:
         click.echo(f"shadowai: {e}", err=True)
         sys.exit(EXIT_FATAL)
     obs_sink = JsonlSink(observations) if observations else None
+    flow_sink = JsonlSink(flows_out) if flows_out else None
+    pseudo = ctx.pseudonymizer
+    if flow_sink is not None:
+        ctx.extra_detectors.append(FlowWriter(flow_sink.write))
 
     def on_obs(o: Observation) -> None:
         assert obs_sink is not None
@@ -245,26 +237,40 @@ def hunt(paths: tuple[str, ...], output: str, observations: str | None,
             d = pseudonymize_observation(d, pseudo)
         obs_sink.write(d)
 
-    pipe = Pipeline(settings, catalog, on_obs if obs_sink else None,
-                    fingerprints=fingerprints, encrypted_dns=edns, policy=policy,
-                    identity=store, identity_wire=id_settings.wire, pseudonymizer=pseudo)
+    try:
+        pipe = make_pipeline(ctx, on_obs if obs_sink else None)
+    except InputError as e:
+        click.echo(f"shadowai: {e}", err=True)
+        sys.exit(EXIT_FATAL)
     show = err.isatty() if progress is None else progress
     bar = _Progress(show, err)
     problems = 0
     read_ok = 0
+    kinds: dict[str, str] = {}
     try:
-        problems, read_ok = _run_inputs(pipe, paths, settings, bar, err)
+        problems, read_ok = _run_inputs(pipe, paths, ctx.settings, bar, err, kinds, quiet)
     except KeyboardInterrupt:
         click.echo("shadowai: interrupted; writing the findings made so far", err=True)
         problems += 1
     finally:
         bar.close()
         findings = pipe.finish()
-        with JsonlSink(output) as out:
-            for d in pipe.finding_dicts(findings):
-                out.write(d)
-        if obs_sink is not None:
-            obs_sink.close()
+        dicts = pipe.finding_dicts(findings)
+        for d in dicts:
+            sink_set.emit(d)
+        delivered = sink_set.close(timeout=30.0)
+        for closing in (obs_sink, flow_sink):
+            if closing is not None:
+                closing.close()
+    if not delivered:
+        pending = sum(st.pending for st in sink_set.stats().values())
+        click.echo(f"shadowai: {pending} finding(s) not yet delivered stay in the spool and "
+                   "go out on the next run", err=True)
+    try:
+        _record(ctx, dicts, [str(p) for p in paths], kinds, pipe, db, report)
+    except InputError as e:
+        click.echo(f"shadowai: {e}", err=True)
+        problems += 1
     if not quiet:
         click.echo(summary_table(findings), err=True)
         s = pipe.stats
@@ -277,11 +283,48 @@ def hunt(paths: tuple[str, ...], output: str, observations: str | None,
     sys.exit(EXIT_PARTIAL if problems else EXIT_OK)
 
 
+def _spool_dir(ctx: RunContext) -> Path:
+    """The config's spool dir, or a per-user one when that is not writable (a hunt as a user)."""
+    d = Path(ctx.sinks.spool_dir)
+    if os.access(d if d.exists() else d.parent, os.W_OK):
+        return d
+    return default_db_path().parent / "spool"
+
+
+def _record(ctx: RunContext, dicts: list[dict[str, Any]], inputs: list[str],
+            kinds: dict[str, str], pipe: Pipeline, db: Path | None,
+            report: Path | None) -> None:
+    if db is None and report is None:
+        return
+    versions = ctx.versions()
+    stats = {"packets": pipe.stats.packets, "flows": pipe.flows.stats.flows_created,
+             "findings": len(dicts), "inputs": kinds}
+    if db is not None:
+        with Inventory(db) as inv:
+            inv.record(dicts, time.time_ns())
+            inv.record_run(inputs, versions, stats)
+            if report is not None:
+                write_report(report, dicts, inv.assets(), inv.meta())
+        return
+    assert report is not None
+    write_report(report, dicts, assets_of(dicts), {"inputs": inputs, "versions": versions})
+
+
 def _run_inputs(pipe: Pipeline, paths: tuple[str, ...], settings: Settings, bar: _Progress,
-                err: IO[str]) -> tuple[int, int]:
+                err: IO[str], kinds: dict[str, str], quiet: bool) -> tuple[int, int]:
+    """Captures go through the packet path; Zeek/EVE logs are read together afterwards
+    (a Zeek uid's records are spread over several files)."""
     problems = 0
     read_ok = 0
+    logs: list[str | Path] = []
     for path, explicit in _expand(paths):
+        kind = detect_input(path)
+        kinds[str(path)] = kind
+        if kind in ("zeek-tsv", "zeek-json", "eve"):
+            if not quiet:
+                click.echo(f"shadowai: {path}: reading as {kind}", err=True)
+            logs.append(path)
+            continue
         try:
             reader = open_capture(path)
         except InputError as e:
@@ -289,7 +332,7 @@ def _run_inputs(pipe: Pipeline, paths: tuple[str, ...], settings: Settings, bar:
                 click.echo(f"shadowai: {e}", err=True)
                 problems += 1
             else:
-                click.echo(f"shadowai: skipped {path}: not a capture file", err=True)
+                click.echo(f"shadowai: skipped {path}: not a capture or log file", err=True)
             continue
         with reader:
             read_ok += 1
@@ -300,6 +343,18 @@ def _run_inputs(pipe: Pipeline, paths: tuple[str, ...], settings: Settings, bar:
                 bar.close()
                 click.echo(f"shadowai: {reader.damage}", err=True)
                 problems += 1
+    if logs:
+        read_ok += 1
+        stats = ReadStats()
+        try:
+            feed_log_records(pipe, iter_log_paths(logs, stats))
+        except InputError as e:
+            click.echo(f"shadowai: {e}", err=True)
+            problems += 1
+        skipped = sum(stats.skipped.values())
+        if skipped:
+            why = ", ".join(f"{n} {r}" for r, n in sorted(stats.skipped.items()))
+            click.echo(f"shadowai: skipped {skipped} log line(s): {why}", err=True)
     return problems, read_ok
 
 

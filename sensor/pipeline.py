@@ -413,14 +413,19 @@ class Pipeline:
         ech = False
         if app is not None and app.hello is not None:
             t = "q" if app.quic else "t"
-            fp = ja4(app.hello, t)
-            raw = ja4_r(app.hello, t)
-            family = self.fingerprints.lookup(fp)
+            if hasattr(app.hello, "ja3"):  # a ClientHello from a log line: its logged JA4
+                fp = getattr(app.hello, "ja4", None)
+            else:
+                fp, raw = ja4(app.hello, t), ja4_r(app.hello, t)
+            family = self.fingerprints.lookup(fp) if fp else None
             ech = app.hello.has_ech and kind == "dns.answer"
         ident = self.identity.lookup(rec.client_ip, rec.first_ns)
         self.usage.add_flow(rec, ref, name, kind, value, fp, family, ech, raw, ident)
-        for d in self._flow_detectors:
-            d.on_flow(rec, ref, False)
+        if self._flow_detectors:
+            sanctioned = self.policy.decide(rec.client_ip, ref.id, ref.category, ref.risk,
+                                            False).sanctioned
+            for d in self._flow_detectors:
+                d.on_flow(rec, ref, sanctioned)
 
 
 def _parse_ts(text: str) -> int:

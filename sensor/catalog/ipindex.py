@@ -50,7 +50,7 @@ def ranges_digest(services: Sequence[Service]) -> str:
 
 def _write_mmdb(services: Sequence[Service], dest: Path) -> None:
     from mmdb_writer import MMDBWriter  # slow import: cache miss only
-    from netaddr import IPSet  # type: ignore[import-untyped]
+    from netaddr import IPSet
 
     writer = MMDBWriter(
         ip_version=6,

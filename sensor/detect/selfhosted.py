@@ -21,7 +21,7 @@ import ipaddress
 import json
 import re
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -328,6 +328,9 @@ def parse_signature(data: Any, source: str) -> ServerSignature:
     for k in ("id", "product", "vendor"):
         if not isinstance(d.get(k), str) or not d[k]:
             raise InputError(f"{source}: {k} must be a non-empty string")
+    refs = _strs(d.get("references"), f"{source} references")
+    if not refs or not all(r.startswith("https://") for r in refs):
+        raise InputError(f"{source}: references must list at least one https:// URL")
     rules_v = d.get("rules")
     if not isinstance(rules_v, list) or not rules_v:
         raise InputError(f"{source}: rules must be a non-empty list")
@@ -472,8 +475,11 @@ class SelfHostedLlmFinding:
 class SelfHostedDetector:
     """Consumes ``http.exchange`` observations; one finding per (server IP, port)."""
 
-    def __init__(self, signatures: Sequence[ServerSignature] | None = None) -> None:
+    def __init__(self, signatures: Sequence[ServerSignature] | None = None,
+                 internal: Callable[[str], bool] = is_internal) -> None:
+        """``internal``: which server addresses count as internal (a policy may widen it)."""
         self.signatures = tuple(signatures) if signatures is not None else load_signatures()
+        self.internal = internal
         self._by_id = {s.id: s for s in self.signatures}
         self._servers: dict[tuple[str, int], _Server] = {}
         self.dropped_servers = 0
@@ -486,7 +492,7 @@ class SelfHostedDetector:
         if not isinstance(head, HttpRequest):
             return
         method, path = head.method, request_path(head.target)
-        internal = is_internal(o.dst_ip)
+        internal = self.internal(o.dst_ip)
         key = (o.dst_ip, o.dst_port)
         srv = self._servers.get(key)
         matched: list[tuple[ServerSignature, Rule]] = []

@@ -59,8 +59,11 @@ def test_http3_to_an_ai_host_is_found_by_quic_sni(tmp_path):
     try:
         subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
         dump = subprocess.Popen(
-            ["ip", "netns", "exec", ns, "tcpdump", "-i", "lo", "-U", "-n", "-w", str(pcap),
-             "udp", "port", "4433"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            # immediate mode: packets still in the kernel ring when tcpdump is stopped
+            # would be counted as received but never written
+            ["ip", "netns", "exec", ns, "tcpdump", "-i", "lo", "--immediate-mode", "-U", "-n",
+             "-w", str(pcap), "udp", "port", "4433"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         assert dump.stderr is not None
         deadline = time.monotonic() + 10
         while b"listening on" not in dump.stderr.readline():  # tcpdump is capturing
@@ -73,12 +76,16 @@ def test_http3_to_an_ai_host_is_found_by_quic_sni(tmp_path):
         assert r.stdout.strip() == "200"
         time.sleep(0.5)
     finally:
+        tail = b""
         if dump is not None:
             dump.terminate()
             dump.wait(10)
+            assert dump.stderr is not None
+            tail = dump.stderr.read()
         subprocess.run(["ip", "netns", "del", ns], check=False)
     out = tmp_path / "f.jsonl"
     obs = tmp_path / "o.jsonl"
+    assert pcap.stat().st_size > 24, tail.decode(errors="replace")
     res = CliRunner().invoke(main, ["hunt", str(pcap), "-o", str(out), "--observations", str(obs),
                                     "-q"])
     assert res.exit_code == 0, res.output

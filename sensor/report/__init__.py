@@ -1,0 +1,1 @@
+"""Human-readable hunt reports (one self-contained HTML file)."""
