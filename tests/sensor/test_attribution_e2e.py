@@ -40,7 +40,7 @@ def _capture(tmp_path):
 
 
 def test_ip_reuse_attributes_each_flow_to_the_device_and_user_of_its_time(tmp_path):
-    pcap, lab = _capture(tmp_path)
+    pcap, _lab = _capture(tmp_path)
     t0 = 1_700_000_000
     feed = tmp_path / "vpn.csv"
     feed.write_text("ip,mac,user,host,start,end\n"

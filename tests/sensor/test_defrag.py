@@ -27,7 +27,7 @@ def test_v4_in_order_out_of_order_and_duplicates():
     assert len(frags) > 5
     for order in (frags, frags[::-1], random.Random(1).sample(frags, len(frags))):
         d = Defragmenter()
-        got = [d.add(f, i) for i, f in enumerate(order + [order[0]])]
+        got = [d.add(f, i) for i, f in enumerate([*order, order[0]])]
         out = [g for g in got if g is not None]
         assert len(out) == 1
         assert out[0][20:] == whole[20:]  # payload identical; header rewritten
