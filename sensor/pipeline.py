@@ -21,7 +21,9 @@ import numpy.typing as npt
 
 from sensor.catalog.index import Catalog, Match, VendorMatch
 from sensor.config import Settings
+from sensor.decoders.dhcp import DhcpMessage, Dhcpv6Message
 from sensor.decoders.ja4 import ja4, ja4_r
+from sensor.decoders.kerberos import KerberosMessage
 from sensor.decoders.link import Columns, classify, ip_halves
 from sensor.defrag import Defragmenter
 from sensor.detect.base import FlowDetector, ObservationDetector
@@ -31,12 +33,10 @@ from sensor.detect.usage import UsageDetector
 from sensor.dissect import Dissector
 from sensor.enrich.dns_correlation import DnsCorrelator
 from sensor.enrich.fingerprints import ClientFingerprints, EncryptedDns
-from sensor.decoders.dhcp import DhcpMessage, Dhcpv6Message
-from sensor.decoders.kerberos import KerberosMessage
 from sensor.findings import ServiceRef, client_object
+from sensor.flows import Expired, FlowRecord, FlowTable, flow_keys
 from sensor.identity.pseudonymize import Pseudonymizer
 from sensor.identity.store import IdentityStore
-from sensor.flows import Expired, FlowRecord, FlowTable, flow_keys
 from sensor.policy import Policy
 from sensor.records import DnsMessage, HttpRequest, Observation, TlsClientHello
 from sensor.sources.batch import LINKTYPE_RAW, PacketBatch
