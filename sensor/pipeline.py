@@ -118,7 +118,15 @@ class Pipeline:
         self._on_observation = on_observation
         # HTTP exchange detectors (self-hosted LLMs, MCP, credentials) unless the caller chooses
         self.detectors = list(detectors) if detectors else http_detectors()
-        self._obs_detectors = [d for d in self.detectors if isinstance(d, ObservationDetector)]
+        self._obs_detectors: list[ObservationDetector] = []  # every observation
+        self._obs_by_kind: dict[str, list[ObservationDetector]] = {}  # only the kinds they want
+        for d in self.detectors:
+            if isinstance(d, ObservationDetector):
+                kinds = getattr(d, "observation_kinds", None)
+                if kinds is None:
+                    self._obs_detectors.append(d)
+                for k in kinds or ():
+                    self._obs_by_kind.setdefault(k, []).append(d)
         self._flow_detectors = [d for d in self.detectors if isinstance(d, FlowDetector)]
         self._apps: dict[int, FlowApp] = {}
         self._watermark_ns = 0  # latest capture time seen: drives the timeouts
@@ -220,6 +228,10 @@ class Pipeline:
             self._on_observation(o)
         for d in self._obs_detectors:
             d.on_observation(o)
+        wanted = self._obs_by_kind.get(o.kind)
+        if wanted is not None:
+            for d in wanted:
+                d.on_observation(o)
         p = o.payload
         if isinstance(p, TlsClientHello):
             app = self._apps.setdefault(o.flow_id, FlowApp())

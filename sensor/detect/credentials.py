@@ -267,6 +267,8 @@ class CredentialDetector:
         shown = min(SECRET_CHARS_SHOWN, max(0, (len(token) - len(lit)) // 8))
         return token[: len(lit) + shown] + "..."
 
+    observation_kinds = frozenset({"http.exchange"})  # the pipeline sends only these
+
     def on_observation(self, o: Observation) -> None:
         ex = o.payload
         if o.kind != "http.exchange" or not isinstance(ex, HttpExchange):

@@ -484,6 +484,8 @@ class SelfHostedDetector:
         self._servers: dict[tuple[str, int], _Server] = {}
         self.dropped_servers = 0
 
+    observation_kinds = frozenset({"http.exchange"})  # the pipeline sends only these
+
     def on_observation(self, o: Observation) -> None:
         ex = o.payload
         if o.kind != "http.exchange" or not isinstance(ex, HttpExchange):

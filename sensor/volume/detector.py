@@ -99,6 +99,12 @@ class VolumeSettings:
     bulk_upload_sanctioned: bool = False
     max_entities: int = 200_000
     top_contributions: int = 4
+    min_mean_packet_bytes_up: int = 120
+    extraction_categories: frozenset[str] = frozenset({
+        "llm-api", "chat-assistant", "code-assistant", "ai-agent", "ai-gateway",
+        "cloud-ai-platform", "ai-search", "image-video-generation", "voice-speech",
+        "writing-productivity", "meeting-assistant", "other-ai", "self-hosted-llm",
+        "mcp-server"})
 
 
 def from_toml(table: dict[str, Any]) -> VolumeSettings:
@@ -116,6 +122,10 @@ def from_toml(table: dict[str, Any]) -> VolumeSettings:
             if not isinstance(v, str) or not v:
                 raise InputError("model.model_dir must be a non-empty path string")
             vals[k] = Path(v)
+        elif k == "extraction_categories":
+            if not isinstance(v, list) or not all(isinstance(c, str) for c in v):
+                raise InputError("model.extraction_categories must be a list of categories")
+            vals[k] = frozenset(v)
         elif isinstance(cur, bool):
             if not isinstance(v, bool):
                 raise InputError(f"model.{k} must be true or false")
@@ -572,6 +582,11 @@ class VolumeDetector:
 
     # -- results -------------------------------------------------------------
 
+    def _requests_up(self, f: ExtractionFinding) -> bool:
+        """Client->server traffic that carries requests, not only the ACKs of a download
+        (a pure ACK stream averages 52-66 bytes per packet at the IP layer)."""
+        return _mean_up(f) >= self.settings.min_mean_packet_bytes_up
+
     def findings(self) -> list[ExtractionFinding | BulkUploadFinding]:
         """Findings so far. Windows still open are scored provisionally (not committed),
         so calling this periodically does not change later results."""
@@ -585,9 +600,19 @@ class VolumeDetector:
                 if ent is not None and acc is not None:
                     rows.extend(self._rows(ent, k, [*list(ent.recent), (k, acc)]))
         self._score(rows, commit=False, sink_x=x, sink_b=b)
-        out: list[ExtractionFinding | BulkUploadFinding] = [*x.values(), *b.values()]
+        # bulk downloads from model hubs, vector stores and LLMOps tools are their normal use
+        # (weights, indexes, traces), not answers harvested from a model
+        cats = self.settings.extraction_categories
+        out: list[ExtractionFinding | BulkUploadFinding] = [
+            *(f for f in x.values() if f.service.category in cats and self._requests_up(f)),
+            *b.values()]
         out.sort(key=lambda f: (f.first_ns, f.client_ip, f.service.id, f.type))
         return out
+
+
+def _mean_up(f: ExtractionFinding) -> float:
+    n = f.counts.get("packets_client_to_server", 0)
+    return f.counts.get("bytes_client_to_server", 0) / n if n else 0.0
 
 
 def _copy_x(f: ExtractionFinding) -> ExtractionFinding:
