@@ -65,7 +65,7 @@ def load_tables(path: Path | None) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise InputError(f"{path}: cannot read config: {e}") from e
-    known = {"sensor", "policy", "identity", "sinks", "model", "watch", "privacy"}
+    known = {"sensor", "policy", "identity", "sinks", "model", "watch", "credentials"}
     for k in data:
         if k not in known:
             raise InputError(f"{path}: unknown table [{k}] (known: {', '.join(sorted(known))})")
