@@ -26,6 +26,7 @@ from sensor.catalog.index import Catalog, default_signature_dir
 from sensor.config import Settings
 from sensor.errors import InputError
 from sensor.findings import Finding
+from sensor.identity.cli import identity as identity_command
 from sensor.inventory.commands import assets as assets_command
 from sensor.inventory.store import Inventory, assets_of, default_db_path
 from sensor.observations import observation_dict, pseudonymize_observation
@@ -53,6 +54,7 @@ def main() -> None:
 main.add_command(signatures_group)
 main.add_command(assets_command)
 main.add_command(model_command)
+main.add_command(identity_command)
 
 
 def _expand(paths: tuple[str, ...]) -> Iterator[tuple[Path, bool]]:
