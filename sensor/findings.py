@@ -30,6 +30,14 @@ def finding_id(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
+def count_bounded(counts: dict[str, int], value: str, limit: int) -> None:
+    """Count ``value``; a new value is kept only while fewer than ``limit`` are (bounded memory)."""
+    if value in counts:
+        counts[value] += 1
+    elif len(counts) < limit:
+        counts[value] = 1
+
+
 def identity_key(attr: Any) -> str:
     """What tells two holders of one IP apart: MAC, host name, user."""
     return f"{attr.mac or ''}|{attr.hostname or ''}|{attr.user or ''}"

@@ -42,7 +42,7 @@ from sensor.detect.selfhosted import (
     request_path,
 )
 from sensor.errors import InputError
-from sensor.findings import SCHEMA, finding_id, rfc3339
+from sensor.findings import SCHEMA, count_bounded, finding_id, rfc3339
 from sensor.records import HttpRequest, Observation
 
 TYPE = "cleartext_credential"
@@ -146,10 +146,7 @@ class _Cred:
 
 
 def _count(d: dict[str, int], v: str) -> None:
-    if v in d:
-        d[v] += 1
-    elif len(d) < MAX_VALUES:
-        d[v] = 1
+    count_bounded(d, v, MAX_VALUES)
 
 
 @dataclass(frozen=True, slots=True)

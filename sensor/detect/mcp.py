@@ -31,7 +31,7 @@ from sensor.detect.selfhosted import (
     json_documents,
     request_path,
 )
-from sensor.findings import SCHEMA, finding_id, rfc3339
+from sensor.findings import SCHEMA, count_bounded, finding_id, rfc3339
 from sensor.records import HttpRequest, HttpResponse, Observation
 
 TYPE = "mcp_server"
@@ -100,10 +100,7 @@ class _Server:
 
 
 def _count(d: dict[str, int], v: str) -> None:
-    if v in d:
-        d[v] += 1
-    elif len(d) < MAX_VALUES:
-        d[v] = 1
+    count_bounded(d, v, MAX_VALUES)
 
 
 @dataclass(frozen=True, slots=True)
