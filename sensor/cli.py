@@ -29,6 +29,8 @@ from sensor.findings import Finding
 from sensor.identity.cli import identity as identity_command
 from sensor.inventory.commands import assets as assets_command
 from sensor.inventory.store import Inventory, assets_of, default_db_path
+from sensor.live.commands import status as status_command
+from sensor.live.commands import watch as watch_command
 from sensor.observations import observation_dict, pseudonymize_observation
 from sensor.pipeline import Pipeline
 from sensor.records import Observation
@@ -55,6 +57,8 @@ main.add_command(signatures_group)
 main.add_command(assets_command)
 main.add_command(model_command)
 main.add_command(identity_command)
+main.add_command(watch_command)
+main.add_command(status_command)
 
 
 def _expand(paths: tuple[str, ...]) -> Iterator[tuple[Path, bool]]:

@@ -197,6 +197,22 @@ class Pipeline:
         self._watermark_ns = max(self._watermark_ns, rec.last_ns)
         self._enrich_record(rec, final=True)
 
+    def advance(self, now_ns: int) -> None:
+        """Move the capture clock (live capture with no packets): idle flows time out."""
+        if now_ns > self._watermark_ns:
+            self._watermark_ns = now_ns
+        for exp in self.flows.expire(self._watermark_ns):
+            self._enrich(exp)
+
+    def snapshot(self) -> list[Any]:
+        """The findings so far, without flushing the flow table (watch emits these
+        periodically; flows still open are counted when they end)."""
+        out: list[Any] = list(self.usage.findings(self.policy))
+        out.extend(self.encrypted_dns.findings())
+        for d in self.detectors:
+            out.extend(d.findings())  # type: ignore[attr-defined]
+        return out
+
     def finish(self) -> list[Any]:
         self.dissector.flush()  # HTTP connections still open: their exchanges so far
         for exp in self.flows.flush():

@@ -13,30 +13,46 @@ from sensor.sources.logs import IdentityEvent
 # how much a logged fact is worth next to the wire's (sensor/identity/store.py uses
 # 0.9 for a KDC reply and 0.6 for a request)
 _CONFIDENCE = {"dhcp": 0.9, "kerberos": 0.6}
+_MAX_OPEN = 200_000  # connections seen in app logs whose conn record has not come yet
 
 
-def feed_log_records(pipe: Pipeline, records: Iterable[Observation | FlowRecord | IdentityEvent]
-                     ) -> None:
-    """Feed records in order. A connection whose conn.log/flow event never comes (only
-    ssl.log or http.log given) still counts: it is closed at the end as a flow with
-    the addresses of its first observation and no byte counts."""
-    no_flow: dict[int, Observation] = {}
-    for r in records:
+class LogFeeder:
+    """Feeds records one at a time (``watch`` follows logs); ``close`` ends the input."""
+
+    def __init__(self, pipe: Pipeline) -> None:
+        self.pipe = pipe
+        self._no_flow: dict[int, Observation] = {}
+
+    def feed(self, r: Observation | FlowRecord | IdentityEvent) -> None:
+        pipe = self.pipe
         if isinstance(r, Observation):
-            if r.kind != "dns":
-                no_flow.setdefault(r.flow_id, r)
+            if r.kind != "dns" and len(self._no_flow) < _MAX_OPEN:
+                self._no_flow.setdefault(r.flow_id, r)
             pipe.feed_observation(r)
         elif isinstance(r, FlowRecord):
-            no_flow.pop(r.key, None)
+            self._no_flow.pop(r.key, None)
             pipe.feed_flow(r)
         elif r.ip and (r.mac or r.hostname or r.user) and pipe.identity_wire:
             user = f"{r.user}@{r.realm}" if r.user and r.realm else r.user
             pipe.identity.add(Binding(r.ip, r.ts_ns, None, r.mac, r.hostname, user,
                                       f"log-{r.kind}", _CONFIDENCE.get(r.kind, 0.5)))
-    for o in no_flow.values():
-        pipe.feed_flow(FlowRecord(
-            key=o.flow_id, proto=6 if o.transport == "tcp" else 17,
-            client_ip=o.src_ip, client_port=o.src_port, server_ip=o.dst_ip,
-            server_port=o.dst_port, vlan=0, client_mac=None, first_ns=o.ts_ns, last_ns=o.ts_ns,
-            packets_client_to_server=0, packets_server_to_client=0,
-            bytes_client_to_server=0, bytes_server_to_client=0, end_reason="end"))
+
+    def close(self) -> None:
+        """A connection whose conn.log/flow event never came (only ssl.log or http.log
+        given) still counts: a flow with its first observation's addresses, no bytes."""
+        for o in self._no_flow.values():
+            self.pipe.feed_flow(FlowRecord(
+                key=o.flow_id, proto=6 if o.transport == "tcp" else 17,
+                client_ip=o.src_ip, client_port=o.src_port, server_ip=o.dst_ip,
+                server_port=o.dst_port, vlan=0, client_mac=None, first_ns=o.ts_ns,
+                last_ns=o.ts_ns, packets_client_to_server=0, packets_server_to_client=0,
+                bytes_client_to_server=0, bytes_server_to_client=0, end_reason="end"))
+        self._no_flow.clear()
+
+
+def feed_log_records(pipe: Pipeline, records: Iterable[Observation | FlowRecord | IdentityEvent]
+                     ) -> None:
+    feeder = LogFeeder(pipe)
+    for r in records:
+        feeder.feed(r)
+    feeder.close()

@@ -264,7 +264,8 @@ class LogFollower:
 
     def __init__(self, target: str | Path, kind: str, state_path: str | Path | None = None,
                  stop: threading.Event | None = None, poll_s: float = 1.0,
-                 stats: ReadStats | None = None) -> None:
+                 stats: ReadStats | None = None,
+                 on_idle: Callable[[], None] | None = None) -> None:
         if kind not in ("zeek-dir", "eve"):
             raise ValueError(f"kind must be 'zeek-dir' or 'eve', not {kind!r}")
         self.target = Path(target)
@@ -273,6 +274,7 @@ class LogFollower:
         self.stop = stop or threading.Event()
         self.poll_s = max(0.01, min(poll_s, 60.0))
         self.st = stats or ReadStats()
+        self.on_idle = on_idle  # called in the consumer's thread after a poll found nothing
         self._tails: dict[str, _Tail] = {}
         self._saved: dict[str, Position] = {}
         self._dirty = False
@@ -386,6 +388,8 @@ class LogFollower:
                     self.save()
                 else:
                     self.stop.wait(self.poll_s)
+                    if self.on_idle is not None:
+                        self.on_idle()
         finally:
             if self._tails:
                 self.save()

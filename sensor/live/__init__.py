@@ -1,0 +1,1 @@
+"""Live capture: AF_PACKET rings, worker processes, metrics, status, service glue."""
