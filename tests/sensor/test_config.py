@@ -39,7 +39,7 @@ def test_documented_example_loads(tmp_path):
     assert [f.format for f in ident.files] == [None, "csv"]
     assert sinks_from_toml(tables["sinks"]).format == "native"
     assert volume_from_toml(tables["model"]).bulk_upload_bytes == 20_000_000
-    with pytest.raises(InputError, match="credential.key"):  # the example's key file
+    with pytest.raises(InputError, match=r"credential\.key"):  # the example's key file
         credentials_from_toml(tables["credentials"])
     assert set(tomllib.loads(path.read_text())) == set(tables)
 
@@ -50,7 +50,7 @@ def test_unknown_table_and_key_are_one_line_errors(tmp_path):
     with pytest.raises(InputError, match=r"unknown table \[polcy\]"):
         load_tables(p)
     p.write_text("[sensor]\nbatch_pakets = 1\n")
-    with pytest.raises(InputError, match="unknown setting sensor.batch_pakets"):
+    with pytest.raises(InputError, match=r"unknown setting sensor\.batch_pakets"):
         load_settings(p)
     p.write_text("[sensor\n")
     with pytest.raises(InputError, match="cannot read config"):
