@@ -27,6 +27,7 @@ from sensor.decoders import quic as quic_dec
 from sensor.decoders import tls as tls_dec
 from sensor.decoders.link import PROTO_TCP, PROTO_UDP, Columns, ip_text
 from sensor.errors import DecodeError, NeedMoreData
+from sensor.npsets import member
 from sensor.records import HttpRequest, HttpResponse, Observation, Payload
 
 I64 = npt.NDArray[np.int64]
@@ -200,7 +201,7 @@ class Dissector:
         follow_keys = dkeys[open_ended]
         if self._pending.size:
             follow_keys = np.concatenate((follow_keys, self._pending))
-        follow = tcp & np.isin(dkeys, follow_keys) if follow_keys.size else np.zeros_like(tcp)
+        follow = tcp & member(dkeys, follow_keys) if follow_keys.size else np.zeros_like(tcp)
         # HTTP connections: every segment with payload, FIN or RST, both directions, of a
         # flow followed already or whose request head is in this batch
         http_keys = keys[http_req]
@@ -208,7 +209,7 @@ class Dissector:
             http_keys = np.concatenate((http_keys, self._http_keys))
         if http_keys.size:
             seg = c.ok & (c.proto == PROTO_TCP) & ((L > 0) | ((c.tcp_flags & (_FIN | _RST)) != 0))
-            http_flow = seg & np.isin(keys, http_keys)
+            http_flow = seg & member(keys, http_keys)
         else:
             http_flow = np.zeros_like(tcp)
         # one code per packet; the first true test wins (same order as below)

@@ -37,6 +37,7 @@ from sensor.findings import ServiceRef, client_object
 from sensor.flows import Expired, FlowRecord, FlowTable, flow_keys
 from sensor.identity.pseudonymize import Pseudonymizer
 from sensor.identity.store import IdentityStore
+from sensor.npsets import member
 from sensor.policy import Policy
 from sensor.records import DnsMessage, HttpRequest, Observation, TlsClientHello
 from sensor.sources.batch import LINKTYPE_RAW, PacketBatch
@@ -329,7 +330,7 @@ class Pipeline:
         row_apps: dict[int, FlowApp] = {}
         if self._apps:
             app_keys = np.fromiter(self._apps.keys(), dtype=np.uint64, count=len(self._apps))
-            rows = np.flatnonzero(np.isin(exp.key, app_keys))
+            rows = np.flatnonzero(member(exp.key, app_keys))
             for i in rows.tolist():
                 key = int(exp.key[i])
                 app = self._apps.get(key) if exp.reason == "active" else self._apps.pop(key, None)

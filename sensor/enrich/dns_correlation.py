@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from sensor.decoders.link import ip_halves
 from sensor.flows import Expired, pair_keys
+from sensor.npsets import member
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,7 @@ class DnsCorrelator:
             self._arr = np.fromiter(self._pairs.keys(), dtype=np.uint64, count=len(self._pairs))
             self._dirty = False
         pk = pair_keys(exp.client_hi, exp.client_lo, exp.server_hi, exp.server_lo)
-        return np.flatnonzero(np.isin(pk, self._arr))
+        return np.flatnonzero(member(pk, self._arr))
 
     def lookup(self, client_ip: str, server_ip: str, flow_start_ns: int) -> Resolution | None:
         """The latest resolution seen before the flow started, within the age limit."""
