@@ -98,14 +98,38 @@ def _hashed(ch: TlsClientHello, transport: str, original: bool) -> str:
     return f"{head}_{_hash12(ciphers, ciphers == '')}_{_hash12(exts, no_exts)}"
 
 
+_CACHE_MAX = 4096
+_ja4_cache: dict[tuple[object, ...], str] = {}
+_ja4r_cache: dict[tuple[object, ...], str] = {}
+
+
+def _key(ch: TlsClientHello, transport: str) -> tuple[object, ...]:
+    # what the sorted forms depend on: the extension *set* (browsers shuffle the order)
+    return (transport, ch.legacy_version, ch.supported_versions, tuple(sorted(ch.cipher_suites)),
+            tuple(sorted(ch.extensions)), len(ch.extensions), ch.signature_algorithms,
+            ch.alpn[0] if ch.alpn else None)
+
+
 def ja4(ch: TlsClientHello, transport: str = "t") -> str:
     """JA4 fingerprint; ``transport`` is "t" (TCP), "q" (QUIC) or "d" (DTLS)."""
-    return _hashed(ch, transport, original=False)
+    k = _key(ch, transport)
+    v = _ja4_cache.get(k)
+    if v is None:  # a network's clients share a few fingerprints: compute each once
+        if len(_ja4_cache) >= _CACHE_MAX:
+            _ja4_cache.clear()
+        v = _ja4_cache[k] = _hashed(ch, transport, original=False)
+    return v
 
 
 def ja4_r(ch: TlsClientHello, transport: str = "t") -> str:
     """JA4 raw form (sorted lists, not hashed)."""
-    return "_".join(_parts(ch, transport, original=False))
+    k = _key(ch, transport)
+    v = _ja4r_cache.get(k)
+    if v is None:
+        if len(_ja4r_cache) >= _CACHE_MAX:
+            _ja4r_cache.clear()
+        v = _ja4r_cache[k] = "_".join(_parts(ch, transport, original=False))
+    return v
 
 
 def ja4_o(ch: TlsClientHello, transport: str = "t") -> str:

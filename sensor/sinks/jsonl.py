@@ -1,11 +1,12 @@
-"""JSON Lines output to a file or stdout."""
+"""JSON Lines output to a file or stdout (observations, flows; findings go through sinks)."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import IO, Any
+
+from sensor.formats.common import dumps
 
 
 class JsonlSink:
@@ -13,13 +14,12 @@ class JsonlSink:
 
     def __init__(self, path: str | Path | None) -> None:
         self._own = path not in (None, "-")
-        self._fh: IO[str] = (open(path, "w", encoding="utf-8", buffering=1 << 20)  # noqa: SIM115
-                             if self._own and path is not None else sys.stdout)
+        self._fh: IO[bytes] = (open(path, "wb", buffering=1 << 20)  # noqa: SIM115
+                               if self._own and path is not None else sys.stdout.buffer)
         self.written = 0
 
     def write(self, obj: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(obj, separators=(",", ":"), ensure_ascii=False))
-        self._fh.write("\n")
+        self._fh.write(dumps(obj) + b"\n")
         self.written += 1
 
     def close(self) -> None:
