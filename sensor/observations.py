@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sensor.decoders.ja4 import ja4
@@ -70,7 +71,7 @@ def observation_dict(o: Observation) -> dict[str, Any]:
                            **({"hints": list(a.hint_ips)} if a.hint_ips else {})}
                           for a in p.answers])
     elif isinstance(p, HttpRequest):
-        d.update(method=p.method, host=p.host, uri=p.target, version=p.version,
+        d.update(method=p.method, host=p.host, uri=redact_query(p.target), version=p.version,
                  user_agent=p.user_agent, content_type=p.content_type,
                  content_length=p.content_length,
                  authorization_scheme=p.authorization_scheme,
@@ -85,6 +86,25 @@ def observation_dict(o: Observation) -> dict[str, Any]:
         if to_dict is not None:
             d.update(to_dict())
     return d
+
+
+_SECRET_PARAM = re.compile(r"key|token|secret|passw|auth|sig|session|credential|code", re.I)
+_SECRET_VALUE = re.compile(r"^(?:sk-|sk_|hf_|AIza|xai-|gsk_|r8_|pplx-|ghp_|github_pat_|eyJ)")
+
+
+def redact_query(target: str) -> str:
+    """The request target with the values of secret-looking query parameters replaced:
+    a key sent in a URL (``?key=AIza...``) must not reach any output."""
+    path, sep, query = target.partition("?")
+    if not sep:
+        return target
+    parts = []
+    for item in query.split("&"):
+        name, eq, value = item.partition("=")
+        if eq and value and (_SECRET_PARAM.search(name) or _SECRET_VALUE.match(value)):
+            item = f"{name}=<redacted>"
+        parts.append(item)
+    return path + "?" + "&".join(parts)
 
 
 def pseudonymize_observation(d: dict[str, Any], pseudo: Any) -> dict[str, Any]:
