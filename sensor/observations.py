@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from sensor.decoders.ja4 import ja4
+from sensor.errors import InputError
 from sensor.findings import rfc3339
 from sensor.flows import community_id
 from sensor.records import (
@@ -88,20 +88,34 @@ def observation_dict(o: Observation) -> dict[str, Any]:
     return d
 
 
-_SECRET_PARAM = re.compile(r"key|token|secret|passw|auth|sig|session|credential|code", re.I)
-_SECRET_VALUE = re.compile(r"^(?:sk-|sk_|hf_|AIza|xai-|gsk_|r8_|pplx-|ghp_|github_pat_|eyJ)")
+_key_prefixes: tuple[str, ...] | None = None
+
+
+def _prefixes() -> tuple[str, ...]:
+    """Literal starts of the AI key formats (signatures/credentials.yaml)."""
+    global _key_prefixes
+    if _key_prefixes is None:
+        from sensor.detect.credentials import load_formats
+
+        try:
+            found = {f.prefix for f in load_formats()}
+        except InputError:
+            found = set()
+        _key_prefixes = tuple(sorted(found | {"sk-", "AIza", "hf_"}))
+    return _key_prefixes
 
 
 def redact_query(target: str) -> str:
-    """The request target with the values of secret-looking query parameters replaced:
-    a key sent in a URL (``?key=AIza...``) must not reach any output."""
+    """The request target with AI API keys in query values replaced: a key sent in a URL
+    (``?key=AIza...``) must reach no output. Other values stay, as Zeek logs them."""
     path, sep, query = target.partition("?")
     if not sep:
         return target
+    prefixes = _prefixes()
     parts = []
     for item in query.split("&"):
         name, eq, value = item.partition("=")
-        if eq and value and (_SECRET_PARAM.search(name) or _SECRET_VALUE.match(value)):
+        if eq and value.startswith(prefixes):
             item = f"{name}=<redacted>"
         parts.append(item)
     return path + "?" + "&".join(parts)
