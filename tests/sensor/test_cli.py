@@ -41,6 +41,16 @@ def test_sample_findings_match_the_sample_readme(tmp_path):
         ("10.99.0.11", "deepseek-chat"), ("10.99.0.10", "perplexity-api"),
     }
     assert got[("10.99.0.10", "perplexity-api")]["severity"] == "low"
+    assert {k: f["severity"] for k, f in got.items()} == {
+        ("10.99.0.10", "openai-api"): "medium", ("10.99.0.10", "anthropic-api"): "medium",
+        ("10.99.0.10", "chatgpt"): "high", ("10.99.0.11", "claude"): "high",
+        ("10.99.0.11", "mistral-api"): "medium", ("10.99.0.11", "deepseek-chat"): "high",
+        ("10.99.0.10", "perplexity-api"): "low"}
+    [srv] = [f for f in found if f["type"] == "self_hosted_llm"]
+    assert (srv["server"]["ip"], srv["server"]["port"]) == ("10.99.0.30", 11434)
+    assert srv["severity"] == "high" and srv["self_hosted_llm"]["product"] == "Ollama"
+    assert srv["self_hosted_llm"]["models"] == ["llama3.2:1b"]
+    assert len(found) == 8
     assert got[("10.99.0.10", "perplexity-api")]["counts"]["flows"] == 0
     assert got[("10.99.0.10", "openai-api")]["counts"]["flows"] == 2
     kinds = {e["kind"] for e in got[("10.99.0.10", "chatgpt")]["evidence"]}
