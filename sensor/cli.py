@@ -195,7 +195,9 @@ def _load_catalog(sig_dirs: tuple[Path, ...]) -> Catalog:
               help="Replace user names, host names and MACs in every output with keyed "
                    "hashes (key: identity.key_file in the config, or $SHADOWAI_PSEUDONYM_KEY).")
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Record what was found in this inventory database (see `shadowai assets`).")
+              help="Inventory database to record the hunt in (default: the user's state "
+                   "directory, $SHADOWAI_STATE_DIR; see `shadowai assets`).")
+@click.option("--no-db", is_flag=True, help="Do not record this hunt in any inventory.")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a self-contained HTML report of the hunt to this file.")
 @click.option("--flows", "flows_out", type=click.Path(dir_okay=False, allow_dash=True),
@@ -207,7 +209,7 @@ def _load_catalog(sig_dirs: tuple[Path, ...]) -> Catalog:
 def hunt(paths: tuple[str, ...], output: str | None, observations: str | None,
          sig_dirs: tuple[Path, ...], config: Path | None, batch_packets: int | None,
          progress: bool | None, identity_files: tuple[str, ...], pseudonymize: bool,
-         db: Path | None, report: Path | None, flows_out: str | None,
+         db: Path | None, no_db: bool, report: Path | None, flows_out: str | None,
          sinks: tuple[str, ...], sink_format: str | None, spool_dir: str | None,
          quiet: bool) -> None:
     """Hunt captures and logs for AI use: pcap, pcapng (plain or gzip), Zeek logs (TSV or
@@ -273,7 +275,8 @@ def hunt(paths: tuple[str, ...], output: str | None, observations: str | None,
         click.echo(f"shadowai: {pending} finding(s) not yet delivered stay in the spool and "
                    "go out on the next run", err=True)
     try:
-        _record(ctx, dicts, [str(p) for p in paths], kinds, pipe, db, report)
+        _record(ctx, dicts, [str(p) for p in paths], kinds, pipe,
+                None if no_db else (db or default_db_path()), report)
     except InputError as e:
         click.echo(f"shadowai: {e}", err=True)
         problems += 1

@@ -126,3 +126,17 @@ def test_gzip_capture(tmp_path, fmt):
     out = tmp_path / "f.jsonl"
     assert run("hunt", str(p), "-o", str(out), "-q").exit_code == EXIT_OK
     assert sum(f["type"] == "ai_service_use" for f in lines(out)) == 7
+
+
+def test_hunt_records_into_the_default_inventory_unless_told_not_to(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHADOWAI_STATE_DIR", str(tmp_path / "state"))
+    r = run("hunt", str(SAMPLE), "-o", str(tmp_path / "f.jsonl"), "-q", "--no-db")
+    assert r.exit_code == EXIT_OK and not (tmp_path / "state").exists()
+    r = run("hunt", str(SAMPLE), "-o", str(tmp_path / "f.jsonl"), "-q")
+    assert r.exit_code == EXIT_OK
+    db = tmp_path / "state" / "inventory.db"
+    assert db.exists()
+    r = run("assets", "--db", str(db), "--format", "json")
+    assert r.exit_code == 0, r.output
+    inv = json.loads(r.stdout)
+    assert {s["id"] for s in inv["services"]} >= {"openai-api", "claude"}
