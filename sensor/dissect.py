@@ -20,6 +20,7 @@ import numpy.typing as npt
 from sensor.config import Settings
 from sensor.decoders import dhcp as dhcp_dec
 from sensor.decoders import dns as dns_dec
+from sensor.decoders import h2c as h2c_dec
 from sensor.decoders import http as http_dec
 from sensor.decoders import http_stream
 from sensor.decoders import kerberos as krb_dec
@@ -84,6 +85,19 @@ class _QuicConn:
 
 
 @dataclass(slots=True)
+class _H2c:
+    """A cleartext HTTP/2 connection followed for DoH: both directions' frame state."""
+
+    client_dk: int
+    dirs: dict[int, h2c_dec.H2cDirection] = field(default_factory=dict)
+    bytes: int = 0
+
+
+_MAX_H2C = 1024
+_H2C_BUDGET = 1 << 20
+
+
+@dataclass(slots=True)
 class DissectStats:
     decode_errors: int = 0
     streams_abandoned: int = 0  # budget spent or table full before a message completed
@@ -110,7 +124,8 @@ class Dissector:
         self._pending_dirty = False
         self._http_prefixes = _prefix_ints(http_dec.HTTP_METHOD_PREFIXES)
         self._ip_cache: dict[tuple[int, int], str] = {}
-        self._quic: dict[int, _QuicConn] = {}  # direction key -> connection
+        self._quic: dict[int, _QuicConn] = {}
+        self._h2c: dict[int, _H2c] = {}  # flow key -> h2c connection
         self._http: dict[int, _HttpFlow] = {}  # flow key -> HTTP connection followed
         self._http_seen: dict[int, None] = {}  # flow keys whose budget is spent (bounded)
         self._http_keys: U64 = np.zeros(0, dtype=np.uint64)
@@ -212,10 +227,17 @@ class Dissector:
             http_flow = seg & member(keys, http_keys)
         else:
             http_flow = np.zeros_like(tcp)
+        # cleartext HTTP/2 with prior knowledge (DNS over HTTPS in clear): its preface, and
+        # every later segment of the few such connections
+        h2c_keys = keys[tcp & (w4 == 0x50524920)]  # "PRI "
+        if self._h2c:
+            h2c_keys = np.concatenate((h2c_keys, np.fromiter(
+                self._h2c.keys(), dtype=np.uint64, count=len(self._h2c))))
+        h2c = tcp & member(keys, h2c_keys) if h2c_keys.size else np.zeros_like(tcp)
         # one code per packet; the first true test wins (same order as below)
-        code = np.select([dns_udp, quic, tls_start, http_req, dns_tcp, http_resp, follow, dhcp,
-                          dhcp6, krb_udp, krb_tcp, dns_heur],
-                         [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 0)
+        code = np.select([h2c, dns_udp, quic, tls_start, http_req, dns_tcp, http_resp, follow,
+                          dhcp, dhcp6, krb_udp, krb_tcp, dns_heur],
+                         [13, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 0)
         sel = np.flatnonzero((code != 0) | http_flow)
         if sel.size == 0:
             return
@@ -243,6 +265,9 @@ class Dissector:
                     continue
             if k == 1:
                 self._udp(pk, data)
+                continue
+            if k == 13:
+                self._h2c_segment(pk, dk, data)
                 continue
             if k == 2:
                 self._quic_datagram(dk, pk, data)
@@ -429,6 +454,27 @@ class Dissector:
             self.stats.decode_errors += 1
             return
         self._observe("dns", msg, pk)
+
+    def _h2c_segment(self, pk: _Pkt, dk: int, data: bytes) -> None:
+        """h2c connections: DNS messages carried in DATA frames (DoH in clear)."""
+        conn = self._h2c.get(pk[8])
+        if conn is None:
+            if not data.startswith(h2c_dec.PREFACE[:4]) or len(self._h2c) >= _MAX_H2C:
+                return
+            conn = self._h2c[pk[8]] = _H2c(dk)
+        d = conn.dirs.get(dk)
+        if d is None:
+            d = conn.dirs[dk] = h2c_dec.H2cDirection(client=dk == conn.client_dk)
+        conn.bytes += len(data)
+        for _sid, body in d.feed(data):
+            try:
+                msg = dns_dec.parse_dns(body)
+            except DecodeError:
+                continue
+            if msg.questions and _HOSTNAME.fullmatch(msg.questions[0].name):
+                self._observe("dns", msg, pk)
+        if conn.bytes > _H2C_BUDGET or all(x.dead for x in conn.dirs.values()):
+            del self._h2c[pk[8]]
 
     def _udp_heuristic(self, pk: _Pkt, data: bytes) -> None:
         """DNS recognised by content on a port that is not DNS's: kept only if it parses
