@@ -56,6 +56,17 @@ class RunContext:
         v: dict[str, Any] = {"sensor": __version__,
                              "signatures": getattr(self.catalog, "digest", None)
                              or getattr(self.catalog, "version", None)}
+        if self.volume.enabled:
+            import json
+
+            from sensor.volume.model import MANIFEST_FILE, default_model_dir
+
+            mdir = self.volume.model_dir or default_model_dir()
+            try:
+                m = json.loads((mdir / MANIFEST_FILE).read_text(encoding="utf-8"))
+                v["volume_model"] = f"{m.get('name')} sha256:{str(m.get('model_sha256'))[:16]}"
+            except (OSError, ValueError):
+                v["volume_model"] = None
         return v
 
 
