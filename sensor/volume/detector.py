@@ -583,9 +583,14 @@ class VolumeDetector:
     # -- results -------------------------------------------------------------
 
     def _requests_up(self, f: ExtractionFinding) -> bool:
-        """Client->server traffic that carries requests, not only the ACKs of a download
-        (a pure ACK stream averages 52-66 bytes per packet at the IP layer)."""
-        return _mean_up(f) >= self.settings.min_mean_packet_bytes_up
+        """Extraction is many requests: client->server traffic that carries requests, not
+        only the ACKs of a download (a pure ACK stream averages 52-66 bytes per packet at
+        the IP layer), and a request rate among the strongest reasons for the score (a
+        client that merely uses many services or uploads unevenly is something else)."""
+        if _mean_up(f) < self.settings.min_mean_packet_bytes_up:
+            return False
+        top = [c.get("feature") for c in f.contributions[:2]]
+        return any(t in _RATE_FEATURES for t in top)
 
     def findings(self) -> list[ExtractionFinding | BulkUploadFinding]:
         """Findings so far. Windows still open are scored provisionally (not committed),
@@ -608,6 +613,10 @@ class VolumeDetector:
             *b.values()]
         out.sort(key=lambda f: (f.first_ns, f.client_ip, f.service.id, f.type))
         return out
+
+
+_RATE_FEATURES = frozenset({"flows_per_min", "packets_client_to_server_per_min",
+                            "bytes_client_to_server_per_min"})
 
 
 def _mean_up(f: ExtractionFinding) -> float:
