@@ -26,15 +26,10 @@ from sensor.catalog.index import Catalog, default_signature_dir
 from sensor.config import Settings
 from sensor.errors import InputError
 from sensor.findings import Finding
-from sensor.identity.cli import identity as identity_command
-from sensor.inventory.commands import assets as assets_command
-from sensor.inventory.store import Inventory, assets_of, default_db_path
-from sensor.live.commands import status as status_command
-from sensor.live.commands import watch as watch_command
+from sensor.inventory.store import default_db_path
 from sensor.observations import observation_dict, pseudonymize_observation
 from sensor.pipeline import Pipeline
 from sensor.records import Observation
-from sensor.report.html import write_report
 from sensor.sinks.cli import output_url, sink_options
 from sensor.sinks.jsonl import JsonlSink
 from sensor.sinks.sinkset import open_sinks
@@ -42,23 +37,42 @@ from sensor.sources.capture import open_capture
 from sensor.sources.detect import detect_input
 from sensor.sources.feed import feed_log_records
 from sensor.sources.logs import ReadStats, iter_log_paths
-from sensor.volume.commands import model as model_command
 
 EXIT_OK, EXIT_FATAL, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """Commands other than ``hunt`` are imported when used: a hunt starts faster."""
+
+    LAZY = {
+        "assets": ("sensor.inventory.commands", "assets"),
+        "identity": ("sensor.identity.cli", "identity"),
+        "model": ("sensor.volume.commands", "model"),
+        "status": ("sensor.live.commands", "status"),
+        "watch": ("sensor.live.commands", "watch"),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY and cmd_name not in self.commands:
+            import importlib
+
+            mod, attr = self.LAZY[cmd_name]
+            cmd = getattr(importlib.import_module(mod), attr)
+            assert isinstance(cmd, click.Command)
+            self.add_command(cmd, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="shadowai")
 def main() -> None:
     """shadowai-sensor: find shadow AI (AI services, agents, model servers) on the wire."""
 
 
 main.add_command(signatures_group)
-main.add_command(assets_command)
-main.add_command(model_command)
-main.add_command(identity_command)
-main.add_command(watch_command)
-main.add_command(status_command)
 
 
 def _expand(paths: tuple[str, ...]) -> Iterator[tuple[Path, bool]]:
@@ -308,6 +322,9 @@ def _record(ctx: RunContext, dicts: list[dict[str, Any]], inputs: list[str],
     versions = ctx.versions()
     stats = {"packets": pipe.stats.packets, "flows": pipe.flows.stats.flows_created,
              "findings": len(dicts), "inputs": kinds}
+    from sensor.inventory.store import Inventory, assets_of
+    from sensor.report.html import write_report
+
     if db is not None:
         with Inventory(db) as inv:
             inv.record(dicts, time.time_ns())
