@@ -15,6 +15,7 @@ because that is where the client and the AI service are.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Any
@@ -103,6 +104,7 @@ def ip_text(hi: int, lo: int) -> str:
     return str(ipaddress.IPv6Address((hi << 64) | lo))
 
 
+@functools.lru_cache(maxsize=65536)  # DNS answers repeat the same few addresses
 def ip_halves(text: str) -> tuple[int, int]:
     """Inverse of :func:`ip_text`."""
     a = ipaddress.ip_address(text)
