@@ -121,7 +121,7 @@ def _pseudonymizer(settings: IdentitySettings, flag: bool) -> Pseudonymizer | No
 
 def make_detectors(ctx: RunContext) -> list[object]:
     creds = credentials_from_toml(ctx.tables.get("credentials", {}))
-    dets: list[object] = list(http_detectors(creds))
+    dets: list[object] = list(http_detectors(creds, ctx.policy.is_internal))
     if ctx.volume.enabled:
         dets.append(VolumeDetector.from_settings(ctx.volume))
     return dets + ctx.extra_detectors

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 SCHEMA = "shadowai.finding/v1"
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
+
+K = TypeVar("K", bound=Hashable)
 
 _ts_cache: dict[int, str] = {}
 
@@ -30,7 +33,30 @@ def finding_id(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
 
 
-def count_bounded(counts: dict[str, int], value: str, limit: int) -> None:
+def envelope(f: Any, *, client: dict[str, Any] | None, server: dict[str, Any],
+             service: dict[str, Any] | None, evidence: list[dict[str, Any]],
+             counts: dict[str, Any]) -> dict[str, Any]:
+    """The keys every finding type shares, in their documented order (``f`` has ``id``,
+    ``type``, ``severity``, ``first_ns`` and ``last_ns``); the type adds its own object."""
+    return {"schema": SCHEMA, "id": f.id, "type": f.type, "severity": f.severity,
+            "first_seen": rfc3339(f.first_ns), "last_seen": rfc3339(f.last_ns),
+            "client": client, "server": server, "service": service,
+            "evidence": evidence, "counts": counts}
+
+
+def evidence_list(evidence: dict[tuple[str, str], int]) -> list[dict[str, Any]]:
+    return [{"kind": k, "value": v, "count": n} for (k, v), n in evidence.items()]
+
+
+def server_object(ip: str | None, port: int | None, name: str | None) -> dict[str, Any]:
+    return {"ip": ip, "port": port, "name": name}
+
+
+def service_object(s: ServiceRef) -> dict[str, Any]:
+    return {"id": s.id, "name": s.name, "vendor": s.vendor, "category": s.category}
+
+
+def count_bounded(counts: dict[K, int], value: K, limit: int) -> None:
     """Count ``value``; a new value is kept only while fewer than ``limit`` are (bounded memory)."""
     if value in counts:
         counts[value] += 1
@@ -107,25 +133,21 @@ class Finding:
             self.last_ns = ts_ns
 
     def add_evidence(self, kind: str, value: str, limit: int) -> None:
-        k = (kind, value)
-        if k in self.evidence:
-            self.evidence[k] += 1
-        elif len(self.evidence) < limit:
-            self.evidence[k] = 1
+        count_bounded(self.evidence, (kind, value), limit)
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema": SCHEMA,
-            "id": self.id,
-            "type": self.type,
-            "severity": self.severity,
-            "first_seen": rfc3339(self.first_ns),
-            "last_seen": rfc3339(self.last_ns),
-            "client": client_object(self.client_ip, self.identity, self.client_mac),
-            "server": {"ip": self.server_ip, "port": self.server_port, "name": self.server_name},
-            "service": {"id": self.service.id, "name": self.service.name,
-                        "vendor": self.service.vendor, "category": self.service.category,
-                        "sanctioned": self.sanctioned},
+            **envelope(
+                self,
+                client=client_object(self.client_ip, self.identity, self.client_mac),
+                server=server_object(self.server_ip, self.server_port, self.server_name),
+                service={**service_object(self.service), "sanctioned": self.sanctioned},
+                evidence=evidence_list(self.evidence),
+                counts={"flows": self.flows, "packets": self.packets,
+                        "bytes_client_to_server": self.bytes_client_to_server,
+                        "bytes_server_to_client": self.bytes_server_to_client,
+                        "dns_queries": self.dns_queries, "dns_responses": self.dns_responses},
+            ),
             "policy": {"reason": self.policy_reason},
             "attributed_by": sorted(self.attributed_by),
             "tls": {
@@ -134,15 +156,5 @@ class Finding:
                 "client_families": sorted({f for f in self.ja4.values() if f}),
                 "non_browser_client": self.non_browser,
                 "ech": self.ech,
-            },
-            "evidence": [{"kind": k, "value": v, "count": n}
-                         for (k, v), n in self.evidence.items()],
-            "counts": {
-                "flows": self.flows,
-                "packets": self.packets,
-                "bytes_client_to_server": self.bytes_client_to_server,
-                "bytes_server_to_client": self.bytes_server_to_client,
-                "dns_queries": self.dns_queries,
-                "dns_responses": self.dns_responses,
             },
         }

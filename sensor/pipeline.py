@@ -10,10 +10,10 @@ and returns the findings. Inputs and outputs (files, sinks) are the caller's.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -97,25 +97,19 @@ class Pipeline:
                  identity_wire: bool = True,
                  pseudonymizer: Pseudonymizer | None = None) -> None:
         self.settings = settings
-        self.catalog = catalog
         self.stats = PipelineStats()
         self.flows = FlowTable(settings.max_flows, settings.timeouts)
         self.defrag = Defragmenter()
         self.dissector = Dissector(settings, self._observe)
         self.dns = DnsCorrelator(settings.dns_max_age_s, settings.max_dns_bindings)
         self.usage = UsageDetector(settings.max_evidence_values)
-        self.policy = policy or Policy()
         self.identity = identity if identity is not None else IdentityStore()
         self.identity_wire = identity_wire
         self.pseudonymizer = pseudonymizer
-        self._refs: dict[str, ServiceRef | None] = {}
-        self._ranges = _range_bounds(catalog)
-        self.fingerprints = fingerprints or ClientFingerprints({}, {})
-        self.edns = encrypted_dns or EncryptedDns({}, {}, {}, frozenset())
         self.encrypted_dns = EncryptedDnsDetector(settings.max_evidence_values)
-        self._doh_ip_lo = np.array(sorted({ip_halves(ip)[1] for ip in self.edns.ips}),
-                                   dtype=np.uint64)
-        self._edns_ports = np.array(sorted({p for p, _ in self.edns.ports}), dtype=np.int64)
+        self.swap_knowledge(catalog, policy or Policy(),
+                            fingerprints or ClientFingerprints({}, {}),
+                            encrypted_dns or EncryptedDns({}, {}, {}, frozenset()))
         self._on_observation = on_observation
         # HTTP exchange detectors (self-hosted LLMs, MCP, credentials) unless the caller chooses
         self.detectors = list(detectors) if detectors else http_detectors()
@@ -198,6 +192,20 @@ class Pipeline:
         self._watermark_ns = max(self._watermark_ns, rec.last_ns)
         self._enrich_record(rec, final=True)
 
+    def swap_knowledge(self, catalog: Catalog, policy: Policy, fingerprints: ClientFingerprints,
+                       encrypted_dns: EncryptedDns) -> None:
+        """Use new signatures, policy and data files (SIGHUP) and what is derived from
+        them; flows, DNS bindings and findings so far are kept."""
+        self.catalog = catalog
+        self.policy = policy
+        self.fingerprints = fingerprints
+        self.edns = encrypted_dns
+        self._refs: dict[str, ServiceRef | None] = {}
+        self._ranges = _range_bounds(catalog)
+        self._doh_ip_lo = np.array(sorted({ip_halves(ip)[1] for ip in encrypted_dns.ips}),
+                                   dtype=np.uint64)
+        self._edns_ports = np.array(sorted({p for p, _ in encrypted_dns.ports}), dtype=np.int64)
+
     def advance(self, now_ns: int) -> None:
         """Move the capture clock (live capture with no packets): idle flows time out."""
         if now_ns > self._watermark_ns:
@@ -231,7 +239,7 @@ class Pipeline:
             d: dict[str, Any] = f.to_dict()
             c = d.get("client")
             if isinstance(c, dict) and "attribution" not in c and c.get("ip"):
-                ident = self.identity.lookup(c["ip"], _parse_ts(d["first_seen"]))
+                ident = self.identity.lookup(c["ip"], f.first_ns)
                 d["client"] = client_object(c["ip"], ident, c.get("mac"))
             if self.pseudonymizer is not None:
                 d = self.pseudonymizer.pseudonymize_finding_dict(d)
@@ -337,33 +345,11 @@ class Pipeline:
                 if app is None:
                     continue
                 row_apps[i] = app
-                name, kind = (app.sni, app.sni_kind) if app.sni else (app.http_host, "http.host")
-                if name is None:
-                    continue  # no name on the wire: try DNS correlation below
-                doh = self.edns.hosts.get(name)
-                if doh is not None:
-                    self.encrypted_dns.add(self._oriented(exp.record(i), app), "doh", doh.name,
-                                           kind, name)
-                if app.sni is not None and app.sni in self.edns.ech_fronts:
-                    continue  # ECH: the outer name is the front's; DNS says where it goes
-                named.add(i)
-                hit = (self._match_http(name, app.http_target) if kind == "http.host"
-                       else self._match(name))
-                if hit is None:
-                    continue
-                self._attribute(self._oriented(exp.record(i), app), hit, name, kind, name, app)
+                if self._by_name(functools.partial(exp.record, i), app):
+                    named.add(i)
         for i in self.dns.candidates(exp).tolist():
-            if i in named:
-                continue
-            rec = exp.record(i)
-            res = self.dns.lookup(rec.client_ip, rec.server_ip, rec.first_ns)
-            if res is None:
-                continue
-            hit = self._match(res.name)
-            if hit is not None:
+            if i not in named and self._by_dns(exp.record(i), row_apps.get(i)):
                 named.add(i)
-                self._attribute(rec, hit, res.name, "dns.answer", f"{res.name} {rec.server_ip}",
-                                row_apps.get(i))
         self._ip_ranges(exp, named, row_apps)
         self._encrypted_dns_by_address(exp, named)
 
@@ -378,15 +364,8 @@ class Pipeline:
                   & ((exp.server_hi < hi_hi) | ((exp.server_hi == hi_hi)
                                                 & (exp.server_lo <= lo_hi))))
         for i in np.flatnonzero(m).tolist():
-            if i in named:
-                continue
-            rec = exp.record(i)
-            hit = self.catalog.match_ip(rec.server_ip)
-            if hit is None or not hit.counts_as_use:
-                continue
-            cidr = hit.ip_range.cidr if hit.ip_range is not None else rec.server_ip
-            self._attribute(rec, service_ref(hit), rec.server_ip, "ip.range",
-                            f"{rec.server_ip} in {cidr}", row_apps.get(i))
+            if i not in named:
+                self._by_range(exp.record(i), row_apps.get(i))
 
     def _encrypted_dns_by_address(self, exp: Expired, named: set[int]) -> None:
         """DoT/DoQ by port, DoH by a public resolver's address (no name needed)."""
@@ -412,25 +391,49 @@ class Pipeline:
     def _enrich_record(self, rec: FlowRecord, final: bool) -> None:
         """One flow at a time (log sources): the same decisions as ``_enrich``."""
         app = self._apps.pop(rec.key, None) if final else self._apps.get(rec.key)
-        if app is not None:
-            name, kind = (app.sni, app.sni_kind) if app.sni else (app.http_host, "http.host")
-            if name is not None:
-                hit = self._match(name)
-                if hit is not None:
-                    self._attribute(self._oriented(rec, app), hit, name, kind, name, app)
-                return
+        if app is not None and self._by_name(lambda: rec, app):
+            return
+        if self._by_dns(rec, app):
+            return
+        if self._ranges:
+            self._by_range(rec, app)
+
+    # -- the three ways a flow is attributed, in order ------------------------------
+
+    def _by_name(self, record: Callable[[], FlowRecord], app: FlowApp) -> bool:
+        """SNI, else HTTP Host (+ path). True when the name decided the flow, matched or
+        not; False when there is none to go by (DNS correlation comes next)."""
+        name, kind = (app.sni, app.sni_kind) if app.sni else (app.http_host, "http.host")
+        if name is None:
+            return False
+        doh = self.edns.hosts.get(name)
+        if doh is not None:
+            self.encrypted_dns.add(self._oriented(record(), app), "doh", doh.name, kind, name)
+        if app.sni is not None and app.sni in self.edns.ech_fronts:
+            return False  # ECH: the outer name is the front's; DNS says where it goes
+        hit = (self._match_http(name, app.http_target) if kind == "http.host"
+               else self._match(name))
+        if hit is not None:
+            self._attribute(self._oriented(record(), app), hit, name, kind, name, app)
+        return True
+
+    def _by_dns(self, rec: FlowRecord, app: FlowApp | None) -> bool:
+        """A name the client resolved to this server before the flow."""
         res = self.dns.lookup(rec.client_ip, rec.server_ip, rec.first_ns)
-        if res is not None:
-            hit = self._match(res.name)
-            if hit is not None:
-                self._attribute(rec, hit, res.name, "dns.answer", f"{res.name} {rec.server_ip}",
-                                app)
-                return
-        hit2 = self.catalog.match_ip(rec.server_ip) if self._ranges else None
-        if hit2 is not None and hit2.counts_as_use:
-            cidr = hit2.ip_range.cidr if hit2.ip_range is not None else rec.server_ip
-            self._attribute(rec, service_ref(hit2), rec.server_ip, "ip.range",
-                            f"{rec.server_ip} in {cidr}", app)
+        hit = self._match(res.name) if res is not None else None
+        if res is None or hit is None:
+            return False
+        self._attribute(rec, hit, res.name, "dns.answer", f"{res.name} {rec.server_ip}", app)
+        return True
+
+    def _by_range(self, rec: FlowRecord, app: FlowApp | None) -> None:
+        """An address in a range the provider publishes for its API."""
+        hit = self.catalog.match_ip(rec.server_ip)
+        if hit is None or not hit.counts_as_use:
+            return
+        cidr = hit.ip_range.cidr if hit.ip_range is not None else rec.server_ip
+        self._attribute(rec, service_ref(hit), rec.server_ip, "ip.range",
+                        f"{rec.server_ip} in {cidr}", app)
 
     def _attribute(self, rec: FlowRecord, ref: ServiceRef, name: str, kind: str, value: str,
                    app: FlowApp | None = None) -> None:
@@ -455,11 +458,6 @@ class Pipeline:
                                             False).sanctioned
             for d in self._flow_detectors:
                 d.on_flow(rec, ref, sanctioned)
-
-
-def _parse_ts(text: str) -> int:
-    dt = datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
 
 
 def _range_bounds(catalog: Catalog) -> list[tuple[int, int, int, int]]:

@@ -24,7 +24,7 @@ import hmac
 import os
 import re
 import secrets as _random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from sensor.detect.selfhosted import (
     request_path,
 )
 from sensor.errors import InputError
-from sensor.findings import SCHEMA, count_bounded, finding_id, rfc3339
+from sensor.findings import count_bounded, envelope, finding_id, server_object
 from sensor.records import HttpRequest, Observation
 
 TYPE = "cleartext_credential"
@@ -145,10 +145,6 @@ class _Cred:
     paths: dict[str, int] = field(default_factory=dict)
 
 
-def _count(d: dict[str, int], v: str) -> None:
-    count_bounded(d, v, MAX_VALUES)
-
-
 @dataclass(frozen=True, slots=True)
 class CleartextCredentialFinding:
     """Safe to show: holds the prefix and keyed hash only, never the token."""
@@ -178,13 +174,14 @@ class CleartextCredentialFinding:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema": SCHEMA, "id": self.id, "type": self.type, "severity": self.severity,
-            "first_seen": rfc3339(self.first_ns), "last_seen": rfc3339(self.last_ns),
-            "client": {"ip": self.client_ip, "mac": None},
-            "server": {"ip": self.server_ip, "port": self.server_port, "name": self.server_name},
-            "service": None,
-            "evidence": [{"kind": "http.request", "value": p, "count": n} for p, n in self.paths],
-            "counts": {"requests": self.requests},
+            **envelope(
+                self,
+                client={"ip": self.client_ip, "mac": None},
+                server=server_object(self.server_ip, self.server_port, self.server_name),
+                service=None,
+                evidence=[{"kind": "http.request", "value": p, "count": n} for p, n in self.paths],
+                counts={"requests": self.requests},
+            ),
             "credential": {
                 "provider": self.provider, "format": self.format_id, "prefix": self.prefix,
                 "hmac_sha256": self.hmac_sha256, "hmac_key": self.hmac_key,
@@ -319,10 +316,10 @@ class CredentialDetector:
         c.first_ns = min(c.first_ns, o.ts_ns)
         c.last_ns = max(c.last_ns, o.ts_ns)
         c.requests += 1
-        _count(c.locations, loc)
+        count_bounded(c.locations, loc, MAX_VALUES)
         if head.host:
-            _count(c.hosts, head.host)
-        _count(c.paths, f"{head.method} {path}")
+            count_bounded(c.hosts, head.host, MAX_VALUES)
+        count_bounded(c.paths, f"{head.method} {path}", MAX_VALUES)
 
     def findings(self) -> list[CleartextCredentialFinding]:
         out = [CleartextCredentialFinding(
@@ -338,10 +335,13 @@ class CredentialDetector:
         return out
 
 
-def http_detectors(settings: CredentialSettings | None = None) -> list[object]:
-    """The three HTTP-exchange detectors (self-hosted LLM servers, MCP servers, credentials)."""
+def http_detectors(settings: CredentialSettings | None = None,
+                   internal: Callable[[str], bool] | None = None) -> list[object]:
+    """The three HTTP-exchange detectors (self-hosted LLM servers, MCP servers, credentials);
+    ``internal``: the policy's internal-network test for server addresses."""
     from sensor.detect.mcp import McpDetector
     from sensor.detect.selfhosted import SelfHostedDetector
 
     sigs = load_signatures()
-    return [SelfHostedDetector(sigs), McpDetector(), CredentialDetector(settings, signatures=sigs)]
+    hosted = SelfHostedDetector(sigs) if internal is None else SelfHostedDetector(sigs, internal)
+    return [hosted, McpDetector(), CredentialDetector(settings, signatures=sigs)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sensor.findings import SCHEMA, finding_id, rfc3339
+from sensor.findings import count_bounded, envelope, evidence_list, finding_id, server_object
 from sensor.flows import FlowRecord
 
 TYPE = "encrypted_dns"
@@ -41,23 +41,16 @@ class EncryptedDnsFinding:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema": SCHEMA,
-            "id": self.id,
-            "type": self.type,
-            "severity": self.severity,
-            "first_seen": rfc3339(self.first_ns),
-            "last_seen": rfc3339(self.last_ns),
-            "client": {"ip": self.client_ip, "mac": self.client_mac},
-            "server": {"ip": self.server_ip, "port": self.server_port, "name": self.server_name},
-            "service": None,
-            "evidence": [{"kind": k, "value": v, "count": n}
-                         for (k, v), n in self.evidence.items()],
-            "counts": {
-                "flows": self.flows,
-                "packets": self.packets,
-                "bytes_client_to_server": self.bytes_client_to_server,
-                "bytes_server_to_client": self.bytes_server_to_client,
-            },
+            **envelope(
+                self,
+                client={"ip": self.client_ip, "mac": self.client_mac},
+                server=server_object(self.server_ip, self.server_port, self.server_name),
+                service=None,
+                evidence=evidence_list(self.evidence),
+                counts={"flows": self.flows, "packets": self.packets,
+                        "bytes_client_to_server": self.bytes_client_to_server,
+                        "bytes_server_to_client": self.bytes_server_to_client},
+            ),
             "encrypted_dns": {
                 "protocols": sorted(self.protocols),
                 "resolvers": sorted(self.resolvers),
@@ -86,11 +79,7 @@ class EncryptedDnsDetector:
         f.protocols.add(protocol)
         if resolver:
             f.resolvers.add(resolver)
-        k = (evidence_kind, evidence_value)
-        if k in f.evidence:
-            f.evidence[k] += 1
-        elif len(f.evidence) < self.max_evidence:
-            f.evidence[k] = 1
+        count_bounded(f.evidence, (evidence_kind, evidence_value), self.max_evidence)
         f.flows += 1
         f.packets += rec.packets_client_to_server + rec.packets_server_to_client
         f.bytes_client_to_server += rec.bytes_client_to_server

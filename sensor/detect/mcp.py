@@ -31,7 +31,7 @@ from sensor.detect.selfhosted import (
     json_documents,
     request_path,
 )
-from sensor.findings import SCHEMA, count_bounded, finding_id, rfc3339
+from sensor.findings import count_bounded, envelope, finding_id, server_object
 from sensor.records import HttpRequest, HttpResponse, Observation
 
 TYPE = "mcp_server"
@@ -99,10 +99,6 @@ class _Server:
     unauthenticated_calls: int = 0  # tools/call answered without credentials
 
 
-def _count(d: dict[str, int], v: str) -> None:
-    count_bounded(d, v, MAX_VALUES)
-
-
 @dataclass(frozen=True, slots=True)
 class McpServerFinding:
     type: str
@@ -132,17 +128,18 @@ class McpServerFinding:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema": SCHEMA, "id": self.id, "type": self.type, "severity": self.severity,
-            "first_seen": rfc3339(self.first_ns), "last_seen": rfc3339(self.last_ns),
-            "client": None,
-            "server": {"ip": self.server_ip, "port": self.server_port, "name": self.server_name},
-            "service": None,
-            "evidence": [{"kind": "mcp.method", "value": m, "count": n} for m, n in self.methods],
-            "counts": {"exchanges": self.exchanges, "sessions": self.sessions,
-                       "requests_with_credentials": self.with_credentials,
-                       "requests_without_credentials": self.without_credentials,
-                       "tool_calls": sum(n for _, n in self.tools_called),
-                       "clients": len(self.clients)},
+            **envelope(
+                self,
+                client=None,
+                server=server_object(self.server_ip, self.server_port, self.server_name),
+                service=None,
+                evidence=[{"kind": "mcp.method", "value": m, "count": n} for m, n in self.methods],
+                counts={"exchanges": self.exchanges, "sessions": self.sessions,
+                        "requests_with_credentials": self.with_credentials,
+                        "requests_without_credentials": self.without_credentials,
+                        "tool_calls": sum(n for _, n in self.tools_called),
+                        "clients": len(self.clients)},
+            ),
             "mcp": {
                 "transports": list(self.transports),
                 "paths": list(self.paths),
@@ -236,8 +233,8 @@ class McpDetector:
         if srv.host is None and head.host:
             srv.host = head.host
         srv.exchanges += 1
-        _count(srv.clients, o.src_ip)
-        _count(srv.paths, request_path(head.target))
+        count_bounded(srv.clients, o.src_ip, MAX_VALUES)
+        count_bounded(srv.paths, request_path(head.target), MAX_VALUES)
         if endpoint or (head.method == "GET" and _accepts_sse(ex.request) and not req_msgs
                         and head.mcp_session_id is None):
             srv.transports.add("http+sse" if endpoint else "streamable-http")
@@ -245,9 +242,9 @@ class McpDetector:
             srv.transports.add("streamable-http" if _accepts_sse(ex.request) or head.mcp_session_id
                                or head.mcp_protocol_version else "http+sse")
         if endpoint:
-            _count(srv.methods, "sse:endpoint")
+            count_bounded(srv.methods, "sse:endpoint", MAX_VALUES)
         if head.mcp_protocol_version:
-            _count(srv.protocol_versions, head.mcp_protocol_version[:40])
+            count_bounded(srv.protocol_versions, head.mcp_protocol_version[:40], MAX_VALUES)
         sid = head.mcp_session_id
         if sid is None and ex.response is not None and isinstance(ex.response.head, HttpResponse):
             sid = ex.response.head.mcp_session_id
@@ -262,7 +259,7 @@ class McpDetector:
             method = _s(m.get("method"), 80)
             if method is None:
                 continue
-            _count(srv.methods, method)
+            count_bounded(srv.methods, method, MAX_VALUES)
             params = m.get("params")
             if not isinstance(params, dict):
                 continue
@@ -270,21 +267,21 @@ class McpDetector:
             if meta:
                 nv = _name_version(meta.get(_META_CLIENT))
                 if nv:
-                    _count(srv.client_names, nv)
+                    count_bounded(srv.client_names, nv, MAX_VALUES)
                 pv = _s(meta.get(_META_VERSION), 40)
                 if pv:
-                    _count(srv.protocol_versions, pv)
+                    count_bounded(srv.protocol_versions, pv, MAX_VALUES)
             if method == "initialize":
                 nv = _name_version(params.get("clientInfo"))
                 if nv:
-                    _count(srv.client_names, nv)
+                    count_bounded(srv.client_names, nv, MAX_VALUES)
                 pv = _s(params.get("protocolVersion"), 40)
                 if pv:
-                    _count(srv.protocol_versions, pv)
+                    count_bounded(srv.protocol_versions, pv, MAX_VALUES)
             elif method == "tools/call":
                 name = _s(params.get("name"))
                 if name:
-                    _count(srv.tools_called, name)
+                    count_bounded(srv.tools_called, name, MAX_VALUES)
                     if not creds:
                         srv.unauthenticated_calls += 1
         for m in resp_msgs:
@@ -293,21 +290,21 @@ class McpDetector:
                 # server-to-client requests and notifications on the stream
                 method = _s(m.get("method"), 80)
                 if method:
-                    _count(srv.methods, method)
+                    count_bounded(srv.methods, method, MAX_VALUES)
                 continue
             nv = _name_version(r.get("serverInfo")) or _name_version(
                 _meta(r).get(_META_SERVER))
             if nv:
-                _count(srv.server_names, nv)
+                count_bounded(srv.server_names, nv, MAX_VALUES)
                 pv = _s(r.get("protocolVersion"), 40)
                 if pv:
                     # the negotiated version: count it first
-                    _count(srv.protocol_versions, pv)
+                    count_bounded(srv.protocol_versions, pv, MAX_VALUES)
             tools = r.get("tools")
             if isinstance(tools, list):
                 for t in tools[:256]:
                     if isinstance(t, dict) and (name := _s(t.get("name"))):
-                        _count(srv.tools_listed, name)
+                        count_bounded(srv.tools_listed, name, MAX_VALUES)
 
     def findings(self) -> list[McpServerFinding]:
         out: list[McpServerFinding] = []

@@ -17,13 +17,11 @@ answered (2xx) a request that carried no credentials, else ``medium``.
 from __future__ import annotations
 
 import gzip
-import ipaddress
 import json
 import re
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,8 @@ import yaml
 
 from sensor.decoders.http_stream import HttpExchange, HttpMessage, sse_events
 from sensor.errors import InputError
-from sensor.findings import SCHEMA, count_bounded, finding_id, rfc3339
+from sensor.findings import count_bounded, envelope, finding_id, server_object
+from sensor.policy import Policy
 from sensor.records import HttpRequest, HttpResponse, Observation
 
 TYPE = "self_hosted_llm"
@@ -44,25 +43,9 @@ _STRENGTHS = ("strong", "weak")
 # -- helpers shared by the HTTP detectors -----------------------------------------
 
 
-@lru_cache(maxsize=65536)
-def is_internal(ip: str) -> bool:
-    """RFC 1918, RFC 4193 ULA, loopback (and link-local): not a public address."""
-    try:
-        a = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:
-        a = a.ipv4_mapped
-    if a.is_loopback or a.is_link_local:
-        return True
-    if isinstance(a, ipaddress.IPv4Address):
-        return a in _V4_PRIVATE[0] or a in _V4_PRIVATE[1] or a in _V4_PRIVATE[2]
-    return a in _ULA
-
-
-_V4_PRIVATE = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("172.16.0.0/12"),
-               ipaddress.ip_network("192.168.0.0/16"))
-_ULA = ipaddress.ip_network("fc00::/7")
+# RFC 1918, RFC 4193 ULA, loopback and link-local: the default policy's internal networks
+# (the pipeline passes the configured policy's check instead)
+is_internal = Policy().is_internal
 
 
 def request_path(target: str) -> str:
@@ -410,10 +393,6 @@ class _Server:
     auth_refused: int = 0  # 401/403 answers
 
 
-def _count(d: dict[str, int], v: str) -> None:
-    count_bounded(d, v, MAX_VALUES)
-
-
 @dataclass(frozen=True, slots=True)
 class SelfHostedLlmFinding:
     type: str
@@ -444,19 +423,20 @@ class SelfHostedLlmFinding:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema": SCHEMA, "id": self.id, "type": self.type, "severity": self.severity,
-            "first_seen": rfc3339(self.first_ns), "last_seen": rfc3339(self.last_ns),
-            "client": None,
-            "server": {"ip": self.server_ip, "port": self.server_port, "name": self.server_name},
-            "service": {"id": f"selfhosted:{self.product_id}", "name": self.product,
-                        "vendor": self.vendor, "category": "self-hosted-llm"},
-            "evidence": [{"kind": k, "value": v, "count": n} for k, v, n in self.evidence],
-            "counts": {"exchanges": self.exchanges,
-                       "requests_with_credentials": self.with_credentials,
-                       "requests_without_credentials": self.without_credentials,
-                       "responses_unauthenticated_ok": self.unauthenticated_ok,
-                       "responses_auth_refused": self.auth_refused,
-                       "clients": len(self.clients)},
+            **envelope(
+                self,
+                client=None,
+                server=server_object(self.server_ip, self.server_port, self.server_name),
+                service={"id": f"selfhosted:{self.product_id}", "name": self.product,
+                         "vendor": self.vendor, "category": "self-hosted-llm"},
+                evidence=[{"kind": k, "value": v, "count": n} for k, v, n in self.evidence],
+                counts={"exchanges": self.exchanges,
+                        "requests_with_credentials": self.with_credentials,
+                        "requests_without_credentials": self.without_credentials,
+                        "responses_unauthenticated_ok": self.unauthenticated_ok,
+                        "responses_auth_refused": self.auth_refused,
+                        "clients": len(self.clients)},
+            ),
             "self_hosted_llm": {
                 "product": self.product, "products": list(self.products),
                 "version": self.version, "models": list(self.models),
@@ -517,8 +497,8 @@ class SelfHostedDetector:
         if srv.host is None and head.host:
             srv.host = head.host
         srv.exchanges += 1
-        _count(srv.clients, o.src_ip)
-        _count(srv.paths, f"{head.method} {path}")
+        count_bounded(srv.clients, o.src_ip, MAX_VALUES)
+        count_bounded(srv.paths, f"{head.method} {path}", MAX_VALUES)
         for sig, rule in matched:
             bucket = srv.strong if rule.strength == "strong" else srv.weak
             bucket.setdefault(sig.id, set()).add(rule.id)
@@ -549,16 +529,16 @@ class SelfHostedDetector:
                 names = [v for doc in req_docs for p in sig.request_json
                          for v in json_path(doc, p)][:1]
                 for v in names:
-                    _count(srv.models, v)
+                    count_bounded(srv.models, v, MAX_VALUES)
                     if path in sig.pull_paths:
-                        _count(srv.pulled, v)
+                        count_bounded(srv.pulled, v, MAX_VALUES)
             if sig.response_json and resp is not None and 200 <= status < 300:
                 if resp_docs is None:
                     resp_docs = json_documents(resp)[:4]
                 for doc in resp_docs:
                     for p in sig.response_json:
                         for v in json_path(doc, p):
-                            _count(srv.models, v)
+                            count_bounded(srv.models, v, MAX_VALUES)
 
     def _confirmed(self, srv: _Server) -> list[ServerSignature]:
         out = []

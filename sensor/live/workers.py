@@ -26,8 +26,6 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from sensor.app import RunContext, build_context, make_pipeline
 from sensor.catalog.index import Catalog
 from sensor.errors import InputError
@@ -121,31 +119,9 @@ def apply_bindings(pipe: Pipeline, bindings: list[Any]) -> None:
         pipe.dns.add(str(client), str(server), str(name), int(ts), int(ttl))
 
 
-# Catalog-derived state of a Pipeline; swapped as a whole between two batches.
-# (Asks the lead for a public Pipeline.swap_catalog(); until then done here.)
-_CATALOG_ATTRS = ("catalog", "policy", "fingerprints", "edns", "_refs", "_ranges",
-                  "_doh_ip_lo", "_edns_ports")
-
-
 def swap_catalog(pipe: Pipeline, parts: PipelineParts) -> None:
     """New signatures and policy without losing flows, DNS bindings or findings so far."""
-    fresh = build_pipeline(parts)
-    for name in _CATALOG_ATTRS:
-        setattr(pipe, name, getattr(fresh, name))
-
-
-_TICK_FRAME = np.zeros(14 + 64, dtype=np.uint8)
-_TICK_FRAME[12:14] = (0x88, 0xB5)  # IEEE local experimental EtherType: never IP
-
-
-def tick(pipe: Pipeline, now_ns: int) -> None:
-    """Advance the pipeline's clock to ``now_ns`` so idle flows time out and get attributed."""
-    pipe.advance(now_ns)
-
-
-def snapshot(pipe: Pipeline) -> list[Any]:
-    """Findings so far, without flushing the flow table."""
-    return pipe.snapshot()
+    pipe.swap_knowledge(parts.catalog, parts.policy, parts.fingerprints, parts.encrypted_dns)
 
 
 def merge_findings(parts: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -299,8 +275,8 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
                 _send(conn, {"t": "dns", "b": share.take()})
             if time.monotonic() - last_snap >= spec.snapshot_s:
                 src.check()  # a vanished interface: stop (systemd restarts us when it is back)
-                tick(pipe, time.time_ns())
-                _send(conn, {"t": "snap", "findings": _changed(pipe, snapshot(pipe), sent),
+                pipe.advance(time.time_ns())
+                _send(conn, {"t": "snap", "findings": _changed(pipe, pipe.snapshot(), sent),
                              "counters": _counters(pipe, src, own_drops, reloads)})
                 last_snap = time.monotonic()
         own_drops += _drain(pipe, src, spec, batch_packets, log)

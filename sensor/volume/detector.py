@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sensor.errors import InputError
-from sensor.findings import SCHEMA, ServiceRef, finding_id, rfc3339
+from sensor.findings import ServiceRef, envelope, finding_id, rfc3339, server_object, service_object
 from sensor.flows import FlowRecord
 from sensor.volume.features import (
     BASE_WINDOW_S,
@@ -190,15 +190,15 @@ class ExtractionFinding:
     def to_dict(self) -> dict[str, Any]:
         end = self.window_start_ns + self.window_s * NS
         return {
-            "schema": SCHEMA, "id": self.id, "type": self.type, "severity": self.severity,
-            "first_seen": rfc3339(self.first_ns), "last_seen": rfc3339(self.last_ns),
-            "client": {"ip": self.client_ip, "mac": self.client_mac},
-            "server": {"ip": self.server_ip, "port": self.server_port, "name": None},
-            "service": {"id": self.service.id, "name": self.service.name,
-                        "vendor": self.service.vendor, "category": self.service.category},
-            "evidence": [{"kind": "volume.window", "value": f"{w}s", "count": n}
-                         for w, n in sorted(self.windows_flagged.items())],
-            "counts": dict(self.counts),
+            **envelope(
+                self,
+                client={"ip": self.client_ip, "mac": self.client_mac},
+                server=server_object(self.server_ip, self.server_port, None),
+                service=service_object(self.service),
+                evidence=[{"kind": "volume.window", "value": f"{w}s", "count": n}
+                          for w, n in sorted(self.windows_flagged.items())],
+                counts=dict(self.counts),
+            ),
             "volume": {
                 "score": round(self.score, 4), "threshold": round(self.threshold, 4),
                 "window": {"length_s": self.window_s, "start": rfc3339(self.window_start_ns),
@@ -240,17 +240,17 @@ class BulkUploadFinding:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema": SCHEMA, "id": self.id, "type": self.type, "severity": self.severity,
-            "first_seen": rfc3339(self.first_ns), "last_seen": rfc3339(self.last_ns),
-            "client": {"ip": self.client_ip, "mac": self.client_mac},
-            "server": {"ip": self.server_ip, "port": self.server_port, "name": None},
-            "service": {"id": self.service.id, "name": self.service.name,
-                        "vendor": self.service.vendor, "category": self.service.category},
-            "evidence": [{"kind": f"upload.{self.largest_kind}",
-                          "value": f"{self.largest_bytes_client_to_server} bytes",
-                          "count": self.uploads}],
-            "counts": {"uploads": self.uploads,
-                       "bytes_client_to_server": self.bytes_client_to_server},
+            **envelope(
+                self,
+                client={"ip": self.client_ip, "mac": self.client_mac},
+                server=server_object(self.server_ip, self.server_port, None),
+                service=service_object(self.service),
+                evidence=[{"kind": f"upload.{self.largest_kind}",
+                           "value": f"{self.largest_bytes_client_to_server} bytes",
+                           "count": self.uploads}],
+                counts={"uploads": self.uploads,
+                        "bytes_client_to_server": self.bytes_client_to_server},
+            ),
             "upload": {
                 "largest_bytes_client_to_server": self.largest_bytes_client_to_server,
                 "largest_bytes_server_to_client": self.largest_bytes_server_to_client,
@@ -590,7 +590,7 @@ class VolumeDetector:
         if _mean_up(f) < self.settings.min_mean_packet_bytes_up:
             return False
         top = [c.get("feature") for c in f.contributions[:2]]
-        return any(t in _RATE_FEATURES for t in top)
+        return any(t in _REQUEST_RATE for t in top)
 
     def findings(self) -> list[ExtractionFinding | BulkUploadFinding]:
         """Findings so far. Windows still open are scored provisionally (not committed),
@@ -615,8 +615,9 @@ class VolumeDetector:
         return out
 
 
-_RATE_FEATURES = frozenset({"flows_per_min", "packets_client_to_server_per_min",
-                            "bytes_client_to_server_per_min"})
+# what the client sends (unlike RATE_FEATURES, which also gates on download volume)
+_REQUEST_RATE = frozenset({"flows_per_min", "packets_client_to_server_per_min",
+                           "bytes_client_to_server_per_min"})
 
 
 def _mean_up(f: ExtractionFinding) -> float:

@@ -14,9 +14,7 @@ from sensor.live.workers import (
     build_pipeline,
     load_parts,
     merge_findings,
-    snapshot,
     swap_catalog,
-    tick,
 )
 from sensor.sources.capture import open_capture
 
@@ -36,13 +34,13 @@ def test_tick_expires_idle_flows_without_touching_counters():
     pipe = fed_pipeline()
     before = (pipe.stats.packets, pipe.stats.bytes_captured, pipe.stats.packets_not_ip,
               pipe.flows.stats.flows_created)
-    early = sum(f.to_dict()["counts"].get("flows", 0) for f in snapshot(pipe))
+    early = sum(f.to_dict()["counts"].get("flows", 0) for f in pipe.snapshot())
     last = int(pipe._watermark_ns)
-    tick(pipe, last + 3600 * 10**9)  # an hour later every flow has timed out
+    pipe.advance(last + 3600 * 10**9)  # an hour later every flow has timed out
     after = (pipe.stats.packets, pipe.stats.bytes_captured, pipe.stats.packets_not_ip,
              pipe.flows.stats.flows_created)
     assert before == after
-    snap = {f.id: f.to_dict() for f in snapshot(pipe)}
+    snap = {f.id: f.to_dict() for f in pipe.snapshot()}
     final = {f.id: f.to_dict() for f in pipe.finish()}
     # flows are attributed when they expire: before the tick they are not counted yet
     assert early < sum(f["counts"].get("flows", 0) for f in snap.values())
@@ -53,7 +51,7 @@ def test_tick_expires_idle_flows_without_touching_counters():
 def test_swap_catalog_keeps_flows_and_findings():
     pipe = fed_pipeline()
     n_flows = len(pipe.flows)
-    ids = {f.id for f in snapshot(pipe)}
+    ids = {f.id for f in pipe.snapshot()}
     old_catalog = pipe.catalog
     swap_catalog(pipe, load_parts(None, ()))
     assert pipe.catalog is not old_catalog
