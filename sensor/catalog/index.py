@@ -239,16 +239,7 @@ class Catalog:
             raise CatalogError(result.errors)
         apexes, _ = load_shared_apexes(apex_file)
         vendor_domains = compute_vendor_domains(result.services, apexes) if keyed else None
-        catalog = cls(
-            result.services,
-            version=result.digest,
-            files=result.files,
-            warnings=[p for p in result.problems if p.severity == "warning"],
-            cache_size=cache_size,
-            shared_apexes=apexes,
-            vendor_domains=vendor_domains,
-            ip_cache_dir=cdir,
-        )
+        catalog = cls._from_valid(result, cache_size, apexes, vendor_domains, cdir)
         if keyed is not None and vendor_domains is not None:
             entry = Cached(
                 catalog.services, catalog.files, catalog.version, catalog.warnings, vendor_domains
@@ -267,6 +258,12 @@ class Catalog:
         if result.errors:
             raise CatalogError(result.errors)
         apexes, _ = load_shared_apexes(shared_apexes_path(tuple(paths)))
+        return cls._from_valid(result, cache_size, apexes, None, None)
+
+    @classmethod
+    def _from_valid(cls, result: LoadResult, cache_size: int, apexes: Mapping[str, str],
+                    vendor_domains: dict[str, tuple[str, tuple[str, ...]]] | None,
+                    ip_cache_dir: Path | None) -> Catalog:
         return cls(
             result.services,
             version=result.digest,
@@ -274,6 +271,8 @@ class Catalog:
             warnings=[p for p in result.problems if p.severity == "warning"],
             cache_size=cache_size,
             shared_apexes=apexes,
+            vendor_domains=vendor_domains,
+            ip_cache_dir=ip_cache_dir,
         )
 
     @classmethod

@@ -163,16 +163,21 @@ def _fqdn(raw: bytes) -> str | None:
     if not name:
         return None
     if flags & 0x04:  # E: canonical wire format, no compression
-        labels: list[str] = []
-        p = 0
-        while p < len(name) and name[p] != 0:
-            ln = name[p]
-            if ln > 63 or p + 1 + ln > len(name):
-                return None
-            labels.append(text(name[p + 1 : p + 1 + ln]))
-            p += 1 + ln
-        return ".".join(labels) or None
+        return _wire_name(name)
     return text(name.rstrip(b"\x00")).rstrip(".") or None
+
+
+def _wire_name(name: bytes) -> str | None:
+    """A DNS name in uncompressed wire format (length-prefixed labels), None if malformed."""
+    labels: list[str] = []
+    p = 0
+    while p < len(name) and name[p] != 0:
+        ln = name[p]
+        if ln > 63 or p + 1 + ln > len(name):
+            return None
+        labels.append(text(name[p + 1 : p + 1 + ln]))
+        p += 1 + ln
+    return ".".join(labels) or None
 
 
 def _u32(raw: bytearray | None) -> int | None:
@@ -309,17 +314,7 @@ def _duid_mac(duid: bytes) -> str | None:
 
 
 def _v6_fqdn(raw: bytes) -> str | None:
-    if len(raw) < 2:
-        return None
-    labels: list[str] = []
-    p, name = 0, raw[1:]
-    while p < len(name) and name[p] != 0:
-        ln = name[p]
-        if ln > 63 or p + 1 + ln > len(name):
-            return None
-        labels.append(text(name[p + 1 : p + 1 + ln]))
-        p += 1 + ln
-    return ".".join(labels) or None
+    return _wire_name(raw[1:]) if len(raw) >= 2 else None
 
 
 def parse_dhcpv6(data: bytes) -> Dhcpv6Message:
