@@ -209,9 +209,14 @@ class Dissector:
         # only a start whose message may go on in later segments needs its stream followed:
         # a TLS record longer than this segment, an HTTP head not ending here, DNS/TCP
         rec_len = ((w4 & 0xFF) << 8) | b4
-        e = p + L
-        last4 = (at(e - 4) << 24) | (at(e - 3) << 16) | (at(e - 2) << 8) | at(e - 1)
-        open_ended = ((tls_start & (rec_len + 5 > L)) | (http_req & (last4 != 0x0D0A0D0A))
+        # an HTTP head that does not end in this segment: the last 4 bytes of the few heads
+        hr = np.flatnonzero(http_req)
+        head_open = np.zeros_like(http_req)
+        if hr.size:
+            e = p[hr] + L[hr]
+            last4 = (at(e - 4) << 24) | (at(e - 3) << 16) | (at(e - 2) << 8) | at(e - 1)
+            head_open[hr] = last4 != 0x0D0A0D0A
+        open_ended = ((tls_start & (rec_len + 5 > L)) | head_open
                       | dns_tcp | krb_tcp)
         follow_keys = dkeys[open_ended]
         if self._pending.size:
