@@ -42,8 +42,9 @@ def run_logs(runner: LiveRunner, kind: str, target: Path) -> int:
         if runner.flags.stop:
             stop.set()
         if time.monotonic() >= due[0]:
-            runner._emit(pipe.finding_dicts(pipe.snapshot()), inv, sinks, final=False)
-            _write_status(runner, kind, target, stats, pipe, sinks)
+            found = pipe.finding_dicts(pipe.snapshot())
+            runner._emit(found, inv, sinks, final=False)
+            _write_status(runner, kind, target, stats, found, sinks)
             due[0] = time.monotonic() + ws.emit_interval_s
 
     follower = LogFollower(target, kind, ws.state / f"follow-{kind}.json", stop,
@@ -58,8 +59,9 @@ def run_logs(runner: LiveRunner, kind: str, target: Path) -> int:
     finally:
         sd_notify("STOPPING=1\nSTATUS=draining")
         follower.save()
-        runner._emit(pipe.finding_dicts(pipe.finish()), inv, sinks, final=True)
-        _write_status(runner, kind, target, stats, pipe, sinks, stopped=True)
+        found = pipe.finding_dicts(pipe.finish())
+        runner._emit(found, inv, sinks, final=True)
+        _write_status(runner, kind, target, stats, found, sinks, stopped=True)
         sinks.close(10.0)
         inv.close()
         runner.log.info("stopped", records=stats.records, emitted=sum(runner.emitted.values()))
@@ -67,22 +69,13 @@ def run_logs(runner: LiveRunner, kind: str, target: Path) -> int:
 
 
 def _write_status(runner: LiveRunner, kind: str, target: Path, stats: ReadStats,
-                  pipe: Any, sinks: Any, stopped: bool = False) -> None:
-    from dataclasses import asdict
+                  findings: list[dict[str, Any]], sinks: Any, stopped: bool = False) -> None:
+    from sensor.live.status import STATUS_NAME, write_status
 
-    from sensor.live.status import STATUS_NAME, STATUS_SCHEMA, write_status
-
-    active: dict[str, int] = {}
-    for f in pipe.snapshot():
-        active[f.type] = active.get(f.type, 0) + 1
     write_status(runner.ws.state / STATUS_NAME, {
-        "schema": STATUS_SCHEMA, "pid": os.getpid(), "started": runner._started,
-        "updated": time.time(), "stopped": stopped, "workers": 1, "workers_alive": 1,
-        "interfaces": {}, "follow": {"kind": kind, "target": str(target),
-                                     "records": stats.records, "lines": stats.lines,
-                                     "skipped": dict(stats.skipped)},
+        **runner.base_status(findings, sinks, stopped),
+        "workers": 1, "workers_alive": 1, "interfaces": {},
+        "follow": {"kind": kind, "target": str(target), "records": stats.records,
+                   "lines": stats.lines, "skipped": dict(stats.skipped)},
         "flows": stats.flows, "observations": stats.observations,
-        "findings_active": active, "findings_emitted": dict(runner.emitted),
-        "new_findings": runner.new_assets,
-        "sinks": {k: asdict(v) for k, v in sinks.stats().items()},
     })

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -252,14 +253,24 @@ class LiveRunner:
             sinks.flush()
             inv.mark_sent([f["id"] for f in due], now_ns)
 
-    def status_doc(self, pool: WorkerPool, sinks: Any, stopped: bool) -> dict[str, Any]:
-        counters = [h.counters for h in pool.workers if h.counters]
+    def base_status(self, findings: Iterable[dict[str, Any]], sinks: Any,
+                    stopped: bool) -> dict[str, Any]:
+        """The status keys every watch mode writes (capture and log following)."""
         active: dict[str, int] = {}
-        for f in pool.merged():
+        for f in findings:
             active[f["type"]] = active.get(f["type"], 0) + 1
         return {
             "schema": STATUS_SCHEMA, "pid": os.getpid(), "started": self._started,
             "updated": time.time(), "stopped": stopped,
+            "findings_active": active, "findings_emitted": dict(self.emitted),
+            "new_findings": self.new_assets,
+            "sinks": {k: asdict(v) for k, v in sinks.stats().items()},
+        }
+
+    def status_doc(self, pool: WorkerPool, sinks: Any, stopped: bool) -> dict[str, Any]:
+        counters = [h.counters for h in pool.workers if h.counters]
+        return {
+            **self.base_status(pool.merged(), sinks, stopped),
             "interfaces_configured": list(self.ws.interfaces),
             "workers": len(pool.workers), "workers_alive": pool.alive(),
             "interfaces": sum_interfaces(counters),
@@ -268,9 +279,6 @@ class LiveRunner:
             "flows": sum(int(c.get("flows", 0)) for c in counters),
             "observations": sum(int(c.get("observations", 0)) for c in counters),
             "reloads": max((int(c.get("reloads", 0)) for c in counters), default=0),
-            "findings_active": active, "findings_emitted": dict(self.emitted),
-            "new_findings": self.new_assets,
-            "sinks": {k: asdict(v) for k, v in sinks.stats().items()},
         }
 
     def _status(self, pool: WorkerPool, sinks: Any, metrics: MetricsServer | None,
