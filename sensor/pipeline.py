@@ -54,7 +54,6 @@ class FlowApp:
     """What decoders learned about one flow."""
 
     sni: str | None = None
-    sni_kind: str = "tls.sni"  # or "quic.sni"
     http_host: str | None = None
     http_target: str | None = None
     client: tuple[str, int] | None = None  # who sent the ClientHello / request
@@ -263,7 +262,6 @@ class Pipeline:
             app.quic = o.kind == "quic.client_hello"
             if p.sni:
                 app.sni = p.sni
-                app.sni_kind = "quic.sni" if app.quic else "tls.sni"
             app.client = (o.src_ip, o.src_port)
             app.hello = p
         elif isinstance(p, HttpRequest):
@@ -403,7 +401,8 @@ class Pipeline:
     def _by_name(self, record: Callable[[], FlowRecord], app: FlowApp) -> bool:
         """SNI, else HTTP Host (+ path). True when the name decided the flow, matched or
         not; False when there is none to go by (DNS correlation comes next)."""
-        name, kind = (app.sni, app.sni_kind) if app.sni else (app.http_host, "http.host")
+        name, kind = ((app.sni, "quic.sni" if app.quic else "tls.sni") if app.sni
+                      else (app.http_host, "http.host"))
         if name is None:
             return False
         doh = self.edns.hosts.get(name)
