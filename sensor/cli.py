@@ -22,7 +22,6 @@ import click
 from sensor import __version__
 from sensor.app import FlowWriter, RunContext, build_context, make_pipeline
 from sensor.catalog.commands import signatures as signatures_group
-from sensor.catalog.index import Catalog, default_signature_dir
 from sensor.config import Settings
 from sensor.errors import InputError
 from sensor.findings import Finding
@@ -176,11 +175,6 @@ def summary_table(all_findings: list[Any]) -> str:
     if others:
         lines.append(f"other findings: {other_line}")
     return "\n".join(lines)
-
-
-def _load_catalog(sig_dirs: tuple[Path, ...]) -> Catalog:
-    dirs = list(sig_dirs) or [default_signature_dir()]
-    return Catalog.load(dirs)
 
 
 @main.command()

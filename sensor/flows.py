@@ -325,17 +325,6 @@ class FlowTable:
         cols["mac_low"][slots] = np.where(mac_lu != 0, mac_lu, cols["mac_low"][slots])
         cols["mac_up"][slots] = np.where(mac_ul != 0, mac_ul, cols["mac_up"][slots])
 
-    def set_client(self, key: int, client_hi: int, client_lo: int, client_port: int) -> None:
-        """Fix a flow's direction from protocol evidence (e.g. who sent a ClientHello)."""
-        i = int(np.searchsorted(self._skeys, np.uint64(key)))
-        if i >= self._skeys.shape[0] or int(self._skeys[i]) != key:
-            return
-        s = int(self._sslots[i])
-        cols = self._cols
-        is_low = (int(cols["low_hi"][s]), int(cols["low_lo"][s]), int(cols["low_port"][s])) == (
-            client_hi, client_lo, client_port)
-        self._client_low[s] = is_low
-
     def expire(self, now_ns: int) -> list[Expired]:
         """Export flows that timed out by capture time ``now_ns``, and the LRU overflow."""
         out: list[Expired] = []

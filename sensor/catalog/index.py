@@ -248,19 +248,6 @@ class Catalog:
         return catalog
 
     @classmethod
-    def from_result(
-        cls,
-        result: LoadResult,
-        *,
-        cache_size: int = DEFAULT_CACHE_SIZE,
-        paths: Sequence[Path] = (),
-    ) -> Catalog:
-        if result.errors:
-            raise CatalogError(result.errors)
-        apexes, _ = load_shared_apexes(shared_apexes_path(tuple(paths)))
-        return cls._from_valid(result, cache_size, apexes, None, None)
-
-    @classmethod
     def _from_valid(cls, result: LoadResult, cache_size: int, apexes: Mapping[str, str],
                     vendor_domains: dict[str, tuple[str, tuple[str, ...]]] | None,
                     ip_cache_dir: Path | None) -> Catalog:

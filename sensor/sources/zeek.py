@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from sensor.flows import FlowRecord
-from sensor.records import Observation
 from sensor.sources.detect import BTEST_TS, is_cut_header, sniff_lines
 from sensor.sources.logs import (
     PROTO_NUMBERS,
@@ -644,7 +643,3 @@ def zeek_dir_files(root: Path) -> list[Path]:
 
 def iter_zeek_dir(root: Path, st: ReadStats) -> Iterator[LogRecord]:
     return iter_zeek(zeek_dir_files(root), st)
-
-
-def iter_observations(records: Iterable[LogRecord]) -> Iterator[Observation]:
-    return (r for r in records if isinstance(r, Observation))
