@@ -7,9 +7,8 @@ packets; :func:`make_pipeline` hands the pieces to :class:`Pipeline` explicitly.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -100,23 +99,11 @@ def build_context(config: Path | None, sig_dirs: Sequence[Path] = (),
         settings=settings, catalog=catalog,
         fingerprints=ClientFingerprints.load(fp_dir), encrypted_dns=EncryptedDns.load(fp_dir),
         policy=policy, identity=store, identity_settings=id_settings,
-        pseudonymizer=_pseudonymizer(id_settings, pseudonymize),
+        pseudonymizer=id_settings.pseudonymizer(requested=pseudonymize),
         sinks=sinks_from_toml(tables.get("sinks", {})),
         volume=volume_from_toml(tables.get("model", {})),
         tables=tables,
     )
-
-
-def _pseudonymizer(settings: IdentitySettings, flag: bool) -> Pseudonymizer | None:
-    if not (flag or settings.pseudonymize):
-        return None
-    env = os.environ.get("SHADOWAI_PSEUDONYM_KEY")
-    if settings.key_file is None and env:
-        return Pseudonymizer(env.encode())
-    if settings.key_file is None:
-        raise InputError("--pseudonymize needs a key: identity.key_file in the config "
-                         "or $SHADOWAI_PSEUDONYM_KEY")
-    return replace(settings, pseudonymize=True).pseudonymizer()
 
 
 def make_detectors(ctx: RunContext) -> list[object]:

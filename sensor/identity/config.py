@@ -13,6 +13,7 @@ key_file = "/etc/shadowai/pseudonym.key"   # >= 16 bytes; required with pseudony
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from sensor.identity.pseudonymize import Pseudonymizer
 from sensor.identity.readers import FORMATS, IdentityLoad, load_identity
 from sensor.identity.store import NS, IdentityStore
 
+PSEUDONYM_KEY_ENV = "SHADOWAI_PSEUDONYM_KEY"
 _KEYS = frozenset({"wire", "files", "open_ttl_s", "pseudonymize", "key_file"})
 
 
@@ -49,11 +51,18 @@ class IdentitySettings:
             loads.append(load)
         return store, loads
 
-    def pseudonymizer(self) -> Pseudonymizer | None:
-        if not self.pseudonymize:
+    def pseudonymizer(self, requested: bool = False) -> Pseudonymizer | None:
+        """The keyed hasher when the config (or ``requested``: --pseudonymize) asks for one;
+        the key comes from identity.key_file, else $SHADOWAI_PSEUDONYM_KEY."""
+        if not (self.pseudonymize or requested):
             return None
         if self.key_file is None:
-            raise InputError("identity.pseudonymize needs identity.key_file")
+            env = os.environ.get(PSEUDONYM_KEY_ENV)
+            if env:
+                return Pseudonymizer(env.encode())
+            raise InputError("identity.pseudonymize needs identity.key_file" if not requested
+                             else "--pseudonymize needs a key: identity.key_file in the config "
+                             f"or ${PSEUDONYM_KEY_ENV}")
         try:
             key = Path(self.key_file).read_bytes().strip()
         except OSError as e:
