@@ -30,8 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-import yaml
-
+from sensor.datafiles import read_yaml
 from sensor.decoders.http_stream import HttpExchange, HttpMessage
 from sensor.detect.selfhosted import (
     CREDENTIAL_QUERY_KEYS,
@@ -103,10 +102,7 @@ def default_formats_path() -> Path:
 
 def load_formats(path: Path | None = None) -> tuple[KeyFormat, ...]:
     p = path or default_formats_path()
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise InputError(f"{p}: cannot read: {e}") from e
+    data = read_yaml(p)
     items = data.get("formats") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
         raise InputError(f"{p}: needs a non-empty formats: list")

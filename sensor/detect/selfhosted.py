@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from sensor.datafiles import read_yaml
 from sensor.decoders.http_stream import HttpExchange, HttpMessage, sse_events
 from sensor.errors import InputError
 from sensor.findings import count_bounded, envelope, finding_id, server_object
@@ -220,11 +219,7 @@ def load_signatures(dirs: Sequence[Path] | None = None) -> tuple[ServerSignature
     sigs: list[ServerSignature] = []
     seen: set[str] = set()
     for p in paths:
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as e:
-            raise InputError(f"{p}: cannot read: {e}") from e
-        sig = parse_signature(data, str(p))
+        sig = parse_signature(read_yaml(p), str(p))
         if sig.id in seen:
             raise InputError(f"{p}: duplicate signature id {sig.id!r}")
         seen.add(sig.id)
