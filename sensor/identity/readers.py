@@ -34,6 +34,7 @@ from typing import Any
 from sensor.errors import InputError
 from sensor.identity.model import Binding, norm_ip, norm_mac
 from sensor.identity.store import NS, principal_identity
+from sensor.sources.zeek import TsvHeader, header_line, unescape_tsv
 
 FORMATS = ("zeek-dhcp", "zeek-kerberos", "dhcpd-leases", "dnsmasq-leases", "winlog", "csv",
            "jsonl")
@@ -274,17 +275,18 @@ def sniff_format(path: Path, head: str) -> str:
 
 
 def _zeek_tsv_rows(lines: Iterator[str]) -> Iterator[dict[str, Any] | None]:
-    fields: list[str] = []
+    """Rows of a Zeek ASCII log as text (headers, #separator and escapes as the log
+    reader in sensor.sources.zeek reads them); unset and empty stay as written."""
+    h = TsvHeader()
     for line in lines:
         if line.startswith("#"):
-            if line.startswith("#fields"):
-                fields = line.split("\t")[1:]
+            h = header_line(h, line)
             continue
         if not line.strip():
             continue
-        cols = line.split("\t")
-        yield dict(zip(fields, cols, strict=True)) if fields and len(cols) == len(
-            fields) else None
+        cols = line.split(h.sep)
+        yield ({f: unescape_tsv(c) for f, c in zip(h.fields, cols, strict=True)}
+               if h.fields and len(cols) == len(h.fields) else None)
 
 
 def _json_rows(lines: Iterator[str]) -> Iterator[dict[str, Any] | None]:

@@ -171,7 +171,7 @@ def _none(_s: str) -> None:
     return None
 
 
-def _header_line(h: TsvHeader, line: str) -> TsvHeader:
+def header_line(h: TsvHeader, line: str) -> TsvHeader:
     """Apply one ``#`` line; a new ``#separator`` starts a new header (concatenated logs)."""
     if line.startswith("#separator"):
         return TsvHeader(sep=_sep(line[len("#separator"):].strip()))
@@ -215,7 +215,7 @@ def iter_tsv(path: Path, name_hint: str, st: ReadStats,
                     continue
             for line in chunk:
                 if line[0] == "#":
-                    h = _header_line(h, line.rstrip("\n"))
+                    h = header_line(h, line.rstrip("\n"))
                     if line.startswith("#types"):
                         log = h.path or name_hint
                         nfields = len(h.fields)
@@ -416,7 +416,7 @@ class ZeekLineParser:
                 return []
             log, row = r
         elif s[0] == "#":
-            self.h = _header_line(self.h, s)
+            self.h = header_line(self.h, s)
             if s.startswith("#types"):
                 self.log = self.h.path or self.name_hint
                 self.nfields = len(self.h.fields)
