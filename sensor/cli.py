@@ -237,11 +237,11 @@ def hunt(paths: tuple[str, ...], output: str | None, observations: str | None,
         sink_set = open_sinks(urls, sink_format or ctx.sinks.format,
                               Path(spool_dir) if spool_dir else _spool_dir(ctx),
                               spool_max_bytes=ctx.sinks.spool_max_bytes, fsync=ctx.sinks.fsync)
+        obs_sink = JsonlSink(observations) if observations else None
+        flow_sink = JsonlSink(flows_out) if flows_out else None
     except InputError as e:
         click.echo(f"shadowai: {e}", err=True)
         sys.exit(EXIT_FATAL)
-    obs_sink = JsonlSink(observations) if observations else None
-    flow_sink = JsonlSink(flows_out) if flows_out else None
     pseudo = ctx.pseudonymizer
     if flow_sink is not None:
         ctx.extra_detectors.append(FlowWriter(flow_sink.write))

@@ -1,32 +1,31 @@
-"""JSON Lines output to a file or stdout (observations, flows; findings go through sinks)."""
+"""JSON Lines of plain dicts (observations, flows) to a file or stdout, through the same
+file and stdout sinks the findings use."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from sensor.formats.common import dumps
+from sensor.sinks.file import RotatingFileSink, StdoutSink
 
 
 class JsonlSink:
-    """One JSON object per line; ``path`` None or "-" means stdout."""
+    """One JSON object per line; ``path`` None or "-" means stdout; a file starts empty."""
 
     def __init__(self, path: str | Path | None) -> None:
-        self._own = path not in (None, "-")
-        self._fh: IO[bytes] = (open(path, "wb", buffering=1 << 20)  # noqa: SIM115
-                               if self._own and path is not None else sys.stdout.buffer)
-        self.written = 0
+        self._out: RotatingFileSink | StdoutSink = (
+            StdoutSink() if path in (None, "-") else RotatingFileSink(str(path), truncate=True))
+
+    @property
+    def written(self) -> int:
+        return self._out.written
 
     def write(self, obj: dict[str, Any]) -> None:
-        self._fh.write(dumps(obj) + b"\n")
-        self.written += 1
+        self._out.write(dumps(obj))
 
     def close(self) -> None:
-        if self._own:
-            self._fh.close()
-        else:
-            self._fh.flush()
+        self._out.close()
 
     def __enter__(self) -> JsonlSink:
         return self
