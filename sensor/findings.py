@@ -80,6 +80,31 @@ def client_object(ip: str, attr: Any, mac: str | None) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerFinding:
+    """What findings about a server seen in clear share (self-hosted model servers, MCP
+    servers): one finding per server address, with how its requests were authenticated."""
+
+    type: str
+    severity: str
+    server_ip: str
+    server_port: int
+    server_name: str | None
+    first_ns: int
+    last_ns: int
+    exchanges: int
+    with_credentials: int
+    without_credentials: int
+
+    @property
+    def id(self) -> str:
+        return finding_id(self.type, self.server_ip, str(self.server_port))
+
+    @property
+    def server(self) -> dict[str, Any]:
+        return server_object(self.server_ip, self.server_port, self.server_name)
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceRef:
     id: str
     name: str

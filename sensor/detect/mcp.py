@@ -31,7 +31,7 @@ from sensor.detect.selfhosted import (
     json_documents,
     request_path,
 )
-from sensor.findings import count_bounded, envelope, finding_id, server_object
+from sensor.findings import ServerFinding, count_bounded, envelope
 from sensor.records import HttpRequest, HttpResponse, Observation
 
 TYPE = "mcp_server"
@@ -100,14 +100,7 @@ class _Server:
 
 
 @dataclass(frozen=True, slots=True)
-class McpServerFinding:
-    type: str
-    severity: str
-    server_ip: str
-    server_port: int
-    server_name: str | None
-    first_ns: int
-    last_ns: int
+class McpServerFinding(ServerFinding):
     transports: tuple[str, ...]
     paths: tuple[str, ...]
     protocol_versions: tuple[str, ...]
@@ -118,20 +111,13 @@ class McpServerFinding:
     methods: tuple[tuple[str, int], ...]
     clients: tuple[tuple[str, int], ...]
     sessions: int
-    exchanges: int
-    with_credentials: int
-    without_credentials: int
-
-    @property
-    def id(self) -> str:
-        return finding_id(self.type, self.server_ip, str(self.server_port))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             **envelope(
                 self,
                 client=None,
-                server=server_object(self.server_ip, self.server_port, self.server_name),
+                server=self.server,
                 service=None,
                 evidence=[{"kind": "mcp.method", "value": m, "count": n} for m, n in self.methods],
                 counts={"exchanges": self.exchanges, "sessions": self.sessions,

@@ -28,7 +28,7 @@ from typing import Any
 from sensor.datafiles import read_yaml
 from sensor.decoders.http_stream import HttpExchange, HttpMessage, sse_events
 from sensor.errors import InputError
-from sensor.findings import count_bounded, envelope, finding_id, server_object
+from sensor.findings import ServerFinding, count_bounded, envelope
 from sensor.policy import Policy
 from sensor.records import HttpRequest, HttpResponse, Observation
 
@@ -389,14 +389,7 @@ class _Server:
 
 
 @dataclass(frozen=True, slots=True)
-class SelfHostedLlmFinding:
-    type: str
-    severity: str
-    server_ip: str
-    server_port: int
-    server_name: str | None
-    first_ns: int
-    last_ns: int
+class SelfHostedLlmFinding(ServerFinding):
     product_id: str
     product: str
     vendor: str
@@ -406,22 +399,15 @@ class SelfHostedLlmFinding:
     pulled_models: tuple[str, ...]
     clients: tuple[tuple[str, int], ...]
     evidence: tuple[tuple[str, str, int], ...]
-    exchanges: int
-    with_credentials: int
-    without_credentials: int
     unauthenticated_ok: int
     auth_refused: int
-
-    @property
-    def id(self) -> str:
-        return finding_id(self.type, self.server_ip, str(self.server_port))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             **envelope(
                 self,
                 client=None,
-                server=server_object(self.server_ip, self.server_port, self.server_name),
+                server=self.server,
                 service={"id": f"selfhosted:{self.product_id}", "name": self.product,
                          "vendor": self.vendor, "category": "self-hosted-llm"},
                 evidence=[{"kind": k, "value": v, "count": n} for k, v, n in self.evidence],
