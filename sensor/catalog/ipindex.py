@@ -17,8 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import maxminddb
-
 from sensor.catalog.schema import IpRange, Service
 
 CACHE_ENV = "SHADOWAI_CACHE_DIR"
@@ -82,6 +80,8 @@ class IpIndex:
         self._reader, self.path = self._open(cache_dir or user_cache_dir())
 
     def _open(self, cache_dir: Path) -> tuple[Any, Path | None]:
+        import maxminddb  # only when the catalog has ranges: keeps it out of other imports
+
         name = f"ipranges-{ranges_digest(self._services)}.mmdb"
         path = cache_dir / name
         if path.is_file():
@@ -126,7 +126,7 @@ class IpIndex:
                 text = str(mapped)
         try:
             rec = reader.get(text)  # the reader parses the string itself (inet_pton)
-        except (ValueError, TypeError, maxminddb.InvalidDatabaseError):
+        except (ValueError, TypeError, _invalid_db()):
             return None
         if not isinstance(rec, dict):
             return None
@@ -137,3 +137,10 @@ class IpIndex:
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+
+
+def _invalid_db() -> type[Exception]:
+    import maxminddb
+
+    err: type[Exception] = maxminddb.InvalidDatabaseError
+    return err

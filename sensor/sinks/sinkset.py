@@ -17,10 +17,7 @@ from sensor.errors import InputError
 from sensor.formats import FORMATS, check_format, render, render_doc
 from sensor.formats.common import dumps, ts_ms
 from sensor.sinks.file import RotatingFileSink, StdoutSink
-from sensor.sinks.http import ElasticBulkTransport, SplunkHecTransport, WebhookTransport
-from sensor.sinks.kafka import KEY_SEP, KafkaTransport, kafka_key
 from sensor.sinks.spool import FSYNC_POLICIES, Spool
-from sensor.sinks.syslog import SyslogFormatter, TcpTransport, UdpTransport
 from sensor.sinks.url import NETWORK_KINDS, SinkSpec, parse_sink_url
 from sensor.sinks.worker import SinkStats, SinkWorker, Transport
 
@@ -73,6 +70,8 @@ def _encoder(spec: SinkSpec, fmt: str) -> Encoder:
     kind = spec.kind
     if kind in ("file", "stdout", "syslog_udp", "syslog_tcp", "syslog_tls"):
         if kind.startswith("syslog"):
+            from sensor.sinks.syslog import SyslogFormatter
+
             sf = SyslogFormatter(spec)
 
             def enc_syslog(rec: dict[str, Any], rkind: str) -> bytes | None:
@@ -112,6 +111,8 @@ def _encoder(spec: SinkSpec, fmt: str) -> Encoder:
             return _json_bytes(doc)
         return enc_es
     if kind == "kafka":
+        from sensor.sinks.kafka import KEY_SEP, kafka_key
+
         key_by = spec.param("key_by", "client") or "client"
         if key_by not in ("client", "service"):
             raise InputError(f"sink {spec.display}: key_by must be client or service")
@@ -128,6 +129,11 @@ def _encoder(spec: SinkSpec, fmt: str) -> Encoder:
 
 
 def _transport(spec: SinkSpec) -> Transport:
+    # imported when such a sink is configured: a hunt to a file loads no TLS/HTTP/Kafka code
+    from sensor.sinks.http import ElasticBulkTransport, SplunkHecTransport, WebhookTransport
+    from sensor.sinks.kafka import KafkaTransport
+    from sensor.sinks.syslog import TcpTransport, UdpTransport
+
     if spec.kind == "syslog_udp":
         return UdpTransport(spec)
     if spec.kind in ("syslog_tcp", "syslog_tls"):
