@@ -245,11 +245,10 @@ class PcapParser:
     def _gather(self, buf: _U8, offs: _I64) -> npt.NDArray[np.uint32]:
         """The 16-byte record headers at ``offs`` as (n, 4) uint32 rows.
 
-        A (len-15, 16) sliding-window view of the bytes turns the gather into
-        one fancy index of n rows (5x faster than indexing n*16 bytes).
+        One fancy index of n 16-byte rows (:func:`gather_rows`), not n*16 bytes.
         """
-        rows = sliding_rows(buf, _REC_HDR)
-        hdr: npt.NDArray[np.uint32] = rows[offs].view(self._u4).astype(np.uint32)
+        hdr: npt.NDArray[np.uint32] = gather_rows(buf, offs, _REC_HDR).view(self._u4).astype(
+            np.uint32)
         return hdr
 
 
@@ -258,3 +257,21 @@ def sliding_rows(a: npt.NDArray[_T], width: int) -> npt.NDArray[_T]:
     n = max(0, a.shape[0] - width + 1)
     step = a.strides[0]
     return as_strided(a, shape=(n, width), strides=(step, step), writeable=False)
+
+
+def gather_rows(a: npt.NDArray[_T], idx: npt.NDArray[np.int64], width: int) -> npt.NDArray[_T]:
+    """``a[i : i + width]`` for each ``i`` in ``idx``, as a ``(len(idx), width)`` copy.
+
+    A contiguous ``a`` is viewed as overlapping ``width``-item records (a void
+    dtype), which numpy copies row by row with one memcpy each: several times
+    faster than fancy-indexing the 2-D :func:`sliding_rows` view. IndexError
+    for an ``i`` past ``len(a) - width``, as with that view.
+    """
+    n = a.shape[0] - width + 1
+    if n <= 0 or not a.flags.c_contiguous:
+        return sliding_rows(a, width)[idx]
+    item = a.dtype.itemsize
+    recs = np.ndarray((n,), dtype=np.dtype((np.void, width * item)), buffer=a,
+                      strides=(item,))
+    out: npt.NDArray[_T] = recs[idx].view(a.dtype).reshape(idx.shape[0], width)
+    return out

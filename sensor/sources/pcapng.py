@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sensor.errors import InputError
-from sensor.sources.pcap import MAX_CAPLEN, Parsed, Records, sliding_rows
+from sensor.sources.pcap import MAX_CAPLEN, Parsed, Records, gather_rows
 
 SHB = 0x0A0D0D0A
 IDB = 0x00000001
@@ -171,7 +171,7 @@ class PcapngParser:
                 stop, why, incomplete = k, reason, inc
 
         if stop:
-            tl = sliding_rows(words, 2)[w]  # type, total length
+            tl = gather_rows(words, w, 2)  # type, total length
             types = tl[:, 0]
             # An SHB starts a section that may use the other byte order:
             # stop there and re-walk with the right one.
@@ -304,7 +304,7 @@ class PcapngParser:
         epb = is_epb[pk]
         spb = ~epb
         # EPB/PB: if_id, ts_hi, ts_lo, caplen, origlen at words 2..6; SPB: origlen at 2
-        f = sliding_rows(words, 5)[pw + 2] if epb.all() else self._fields(words, pw, epb)
+        f = gather_rows(words, pw + 2, 5) if epb.all() else self._fields(words, pw, epb)
         if_id = f[:, 0].astype(np.int64)
         pb = types[pk] == PB
         if pb.any():
@@ -373,6 +373,6 @@ class PcapngParser:
     ) -> npt.NDArray[np.uint32]:
         # SPBs may be only 16 bytes: read their one field, never past the block
         f = np.zeros((len(pw), 5), np.uint32)
-        f[epb] = sliding_rows(words, 5)[pw[epb] + 2]
+        f[epb] = gather_rows(words, pw[epb] + 2, 5)
         f[~epb, 0] = words[pw[~epb] + 2]
         return f
