@@ -22,7 +22,7 @@ import numpy.typing as npt
 from sensor.catalog.index import Catalog, Match, VendorMatch
 from sensor.config import Settings
 from sensor.decoders.dhcp import DhcpMessage, Dhcpv6Message
-from sensor.decoders.ja4 import ja4, ja4_r
+from sensor.decoders.ja4 import ja4_pair
 from sensor.decoders.kerberos import KerberosMessage
 from sensor.decoders.link import Columns, classify, ip_halves
 from sensor.defrag import Defragmenter
@@ -447,7 +447,7 @@ class Pipeline:
             if hasattr(app.hello, "ja3"):  # a ClientHello from a log line: its logged JA4
                 fp = getattr(app.hello, "ja4", None)
             else:
-                fp, raw = ja4(app.hello, t), ja4_r(app.hello, t)
+                fp, raw = ja4_pair(app.hello, t)
             family = self.fingerprints.lookup(fp) if fp else None
             ech = app.hello.has_ech and kind == "dns.answer"
         ident = self.identity.lookup(rec.client_ip, rec.first_ns)

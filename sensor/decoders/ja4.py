@@ -12,6 +12,7 @@ everywhere, including in signature algorithms and supported_versions.
 from __future__ import annotations
 
 import hashlib
+import struct
 
 from sensor.records import TlsClientHello
 
@@ -39,8 +40,16 @@ def is_grease(v: int) -> bool:
     return (v & 0x0F0F) == 0x0A0A and (v >> 8) == (v & 0xFF)
 
 
+_GREASE = frozenset(v for v in range(0x0A0A, 0x10000, 0x1010))  # the 16 values is_grease takes
+
+
+def _hex_list(values: list[int]) -> str:
+    """``0a0a,1301,...``: four hex digits per value, comma-separated (in C, not per value)."""
+    return struct.pack(f">{len(values)}H", *values).hex(",", 2)
+
+
 def _version(ch: TlsClientHello) -> str:
-    offered = [v for v in ch.supported_versions if not is_grease(v)]
+    offered = [v for v in ch.supported_versions if v not in _GREASE]
     v = max(offered) if offered else ch.legacy_version
     return _VERSIONS.get(v, "00")
 
@@ -65,9 +74,10 @@ def _alpn_chars(ch: TlsClientHello) -> str:
 def _parts(ch: TlsClientHello, transport: str, original: bool) -> tuple[str, str, str]:
     if transport not in _TRANSPORTS:
         raise ValueError(f"transport must be one of t/q/d, not {transport!r}")
-    ciphers = [c for c in ch.cipher_suites if not is_grease(c)]
-    exts = [e for e in ch.extensions if not is_grease(e)]
-    sigs = [s for s in ch.signature_algorithms if not is_grease(s)]
+    grease = _GREASE
+    ciphers = [c for c in ch.cipher_suites if c not in grease]
+    exts = [e for e in ch.extensions if e not in grease]
+    sigs = [s for s in ch.signature_algorithms if s not in grease]
     sni = "d" if _EXT_SNI in exts else "i"
     head = (
         f"{transport}{_version(ch)}{sni}{min(len(ciphers), 99):02d}"
@@ -76,12 +86,10 @@ def _parts(ch: TlsClientHello, transport: str, original: bool) -> tuple[str, str
     if not original:
         ciphers.sort()
         exts = sorted(e for e in exts if e != _EXT_SNI and e != _EXT_ALPN)
-    cipher_str = ",".join(f"{c:04x}" for c in ciphers)
-    ext_str = ",".join(f"{e:04x}" for e in exts)
-    if sigs and exts:
-        ext_str += "_" + ",".join(f"{s:04x}" for s in sigs)
-    elif sigs:
-        ext_str = "_" + ",".join(f"{s:04x}" for s in sigs)
+    cipher_str = _hex_list(ciphers)
+    ext_str = _hex_list(exts)
+    if sigs:
+        ext_str += "_" + _hex_list(sigs)
     return head, cipher_str, ext_str
 
 
@@ -92,7 +100,10 @@ def _hash12(s: str, empty: bool) -> str:
 
 
 def _hashed(ch: TlsClientHello, transport: str, original: bool) -> str:
-    head, ciphers, exts = _parts(ch, transport, original)
+    return _hashed_parts(*_parts(ch, transport, original))
+
+
+def _hashed_parts(head: str, ciphers: str, exts: str) -> str:
     # Empty *lists* (not empty hash input) give the all-zero marker.
     no_exts = exts == "" or exts.startswith("_")
     return f"{head}_{_hash12(ciphers, ciphers == '')}_{_hash12(exts, no_exts)}"
@@ -130,6 +141,21 @@ def ja4_r(ch: TlsClientHello, transport: str = "t") -> str:
             _ja4r_cache.clear()
         v = _ja4r_cache[k] = "_".join(_parts(ch, transport, original=False))
     return v
+
+
+def ja4_pair(ch: TlsClientHello, transport: str = "t") -> tuple[str, str]:
+    """``(ja4, ja4_r)`` from one pass over the ClientHello (what a finding records)."""
+    k = _key(ch, transport)
+    v = _ja4_cache.get(k)
+    r = _ja4r_cache.get(k)
+    if v is None or r is None:
+        parts = _parts(ch, transport, original=False)
+        for cache in (_ja4_cache, _ja4r_cache):
+            if len(cache) >= _CACHE_MAX:
+                cache.clear()
+        v = _ja4_cache[k] = _hashed_parts(*parts)
+        r = _ja4r_cache[k] = "_".join(parts)
+    return v, r
 
 
 def ja4_o(ch: TlsClientHello, transport: str = "t") -> str:
