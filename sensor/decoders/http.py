@@ -163,22 +163,43 @@ def _split_head(data: bytes, what: str) -> tuple[str, list[str], int]:
         raise NeedMoreData(f"HTTP {what} head incomplete")
     if end > MAX_HEAD_BYTES:
         raise DecodeError(f"HTTP {what} head exceeds {MAX_HEAD_BYTES} bytes")
-    lines = data[:end].decode("latin-1").split("\n")
-    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+    text = data[:end].decode("latin-1")
+    # every CRLF ends a line (one CR stripped per line, a lone CR stays): same as
+    # splitting on LF and dropping one trailing CR, in one C pass
+    lines = (text.replace("\r\n", "\n") if "\r" in text else text).split("\n")
     return lines[0], lines[1:], end
 
 
-def _headers(lines: list[str]) -> tuple[dict[str, str], list[str]]:
-    """First value of each wanted field, and all field names (lower-case, wire order)."""
+# (wanted fields, all names, all fields): one pass over the field lines
+_Scan = tuple[dict[str, str], list[str], list[tuple[str, str]]]
+
+
+def _scan(lines: list[str], limit: int | None) -> _Scan:
+    """First value of each wanted field, all field names (lower-case, wire order) and,
+    unless ``limit`` is None, :func:`header_fields` of the same lines, in one pass.
+
+    Folding differs on purpose between the two: an obs-fold line continues a wanted
+    field only right after its first occurrence, while ``header_fields`` continues
+    the last field kept (a line without a colon in between is skipped).
+    """
     found: dict[str, str] = {}
     names: list[str] = []
+    fields: list[tuple[str, str]] = []
+    keep = limit is not None  # still collecting fields (stops at the limit)
+    cap = limit if limit is not None else 0
     fold_into: str | None = None  # field that an obs-fold line would continue
+    wanted = _WANTED
     for line in lines:
         if not line:
             continue
         if line[0] in " \t":  # obs-fold continuation (RFC 9112 5.2)
-            if fold_into is not None:
-                found[fold_into] = (found[fold_into] + " " + line.strip(" \t")).strip(" ")
+            if fold_into is not None or (keep and fields):
+                cont = line.strip(" \t")
+                if fold_into is not None:
+                    found[fold_into] = (found[fold_into] + " " + cont).strip(" ")
+                if keep and fields:
+                    fname, fvalue = fields[-1]
+                    fields[-1] = (fname, (fvalue + " " + cont).strip(" "))
             continue
         name, colon, value = line.partition(":")
         fold_into = None
@@ -186,10 +207,16 @@ def _headers(lines: list[str]) -> tuple[dict[str, str], list[str]]:
             continue
         name = name.strip(" \t").lower()
         names.append(name)
-        if name in _WANTED and name not in found:
-            found[name] = value.strip(" \t")
+        value = value.strip(" \t")
+        if keep:
+            if len(fields) >= cap:
+                keep = False
+            else:
+                fields.append((name, value))
+        if name in wanted and name not in found:
+            found[name] = value
             fold_into = name
-    return found, names
+    return found, names, fields
 
 
 def _content_length(value: str | None) -> int | None:
@@ -236,6 +263,17 @@ def _auth_scheme(value: str | None) -> str | None:
 
 def parse_request_head(data: bytes) -> HttpRequest:
     """Decode the request head at the start of ``data`` (client->server stream)."""
+    return _parse_request(data, None)[0]
+
+
+def parse_request_fields(data: bytes, limit: int = 128
+                         ) -> tuple[HttpRequest, list[tuple[str, str]]]:
+    """:func:`parse_request_head` and :func:`header_fields` of the same head, in one pass."""
+    return _parse_request(data, limit)
+
+
+def _parse_request(data: bytes, limit: int | None
+                   ) -> tuple[HttpRequest, list[tuple[str, str]]]:
     if not looks_like_http_request(data[:34]):
         raise DecodeError("not an HTTP request line")
     nl = data.find(b"\n")
@@ -248,10 +286,10 @@ def parse_request_head(data: bytes) -> HttpRequest:
             rest = data[nl + 1:]
             if not rest or rest[:1] == b"\n" or rest[:2] == b"\r\n":
                 blank = 0 if not rest else (1 if rest[:1] == b"\n" else 2)
-                return _request(first[0], first[1], "HTTP/0.9", {}, (), nl + 1 + blank)
+                return _request(first[0], first[1], "HTTP/0.9", {}, (), nl + 1 + blank), []
             _start, lines, end = _split_head(data, "request")
-            found, names = _headers(lines)
-            return _request(first[0], first[1], "HTTP/0.9", found, names, end)
+            found, names, fields = _scan(lines, limit)
+            return _request(first[0], first[1], "HTTP/0.9", found, names, end), fields
     start, lines, end = _split_head(data, "request")
     parts = start.split(" ")
     if len(parts) == 2 and _VERSION.fullmatch(parts[1]) is not None:
@@ -263,8 +301,8 @@ def parse_request_head(data: bytes) -> HttpRequest:
     if (not target and parts[1:-1] != [""]) or _VERSION.fullmatch(version) is None:
         # no query string in the message: it may hold a key (?key=...)
         raise DecodeError(f"not an HTTP/1.x request line: {start.partition('?')[0][:64]!r}")
-    found, names = _headers(lines)
-    return _request(method, target, version, found, names, end)
+    found, names, fields = _scan(lines, limit)
+    return _request(method, target, version, found, names, end), fields
 
 
 def _request(method: str, target: str, version: str, found: dict[str, str],
@@ -274,7 +312,8 @@ def _request(method: str, target: str, version: str, found: dict[str, str],
     auth = _auth_scheme(found.get("authorization"))
     if auth is None:
         auth = _auth_scheme(found.get("proxy-authorization"))
-    api_keys = tuple(dict.fromkeys(n for n in names if n in API_KEY_HEADERS))
+    api_keys = (() if API_KEY_HEADERS.isdisjoint(names)
+                else tuple(dict.fromkeys(n for n in names if n in API_KEY_HEADERS)))
     return HttpRequest(
         method=method,
         target=target,
@@ -296,6 +335,17 @@ def _request(method: str, target: str, version: str, found: dict[str, str],
 
 def parse_response_head(data: bytes) -> HttpResponse:
     """Decode the response head at the start of ``data`` (server->client stream)."""
+    return _parse_response(data, None)[0]
+
+
+def parse_response_fields(data: bytes, limit: int = 128
+                          ) -> tuple[HttpResponse, list[tuple[str, str]]]:
+    """:func:`parse_response_head` and :func:`header_fields` of the same head, in one pass."""
+    return _parse_response(data, limit)
+
+
+def _parse_response(data: bytes, limit: int | None
+                    ) -> tuple[HttpResponse, list[tuple[str, str]]]:
     if not data.startswith(b"HTTP/1.") and not (len(data) < 7 and looks_like_http_response(data)):
         raise DecodeError("not an HTTP/1.x status line")
     start, lines, end = _split_head(data, "response")
@@ -305,7 +355,7 @@ def parse_response_head(data: bytes) -> HttpResponse:
         raise DecodeError(f"bad HTTP version in status line: {start[:64]!r}")
     if len(code) != 3 or not code.isascii() or not code.isdigit() or code[0] == "0":
         raise DecodeError(f"bad status code in status line: {start[:64]!r}")
-    found, _names = _headers(lines)
+    found, _names, fields = _scan(lines, limit)
     return HttpResponse(
         version=version,
         status=int(code),
@@ -315,4 +365,4 @@ def parse_response_head(data: bytes) -> HttpResponse:
         content_length=_content_length(found.get("content-length")),
         mcp_session_id=found.get("mcp-session-id"),
         header_bytes=end,
-    )
+    ), fields

@@ -42,6 +42,8 @@ MAX_HEADERS = 128
 CREDENTIAL_HEADERS: frozenset[str] = frozenset(
     {"authorization", "proxy-authorization", "cookie", *http_dec.API_KEY_HEADERS})
 
+_HEAD_WINDOW = http_dec.MAX_HEAD_BYTES + 4  # bytes searched for a head's end
+_CRLF = b"\r\n"
 _SEQ_MOD = 1 << 32
 _HALF = 1 << 31
 
@@ -126,6 +128,7 @@ class ConversationStats:
 
 # direction states
 _HEAD, _LEN, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILER, _CLOSE, _DEAD = range(8)
+_COUNTED = (_LEN, _CHUNK_DATA)  # body states reading ``remaining`` bytes
 
 _CHUNK_SIZE_RE = re.compile(rb"[ \t]*([0-9A-Fa-f]{1,15})[ \t]*(?:;[^\r\n]*)?\r?\n")
 
@@ -179,22 +182,33 @@ def _looks_like_start(from_client: bool, data: bytes) -> bool:
 _METHOD_PREFIXES = frozenset(http_dec.HTTP_METHOD_PREFIXES)
 
 
-def _split_fields(fields: list[tuple[str, str]]) -> tuple[tuple[tuple[str, str], ...],
-                                                          tuple[tuple[str, Secret], ...]]:
+# (fields with credentials redacted, the credentials, Transfer-Encoding values,
+# the first Content-Length value)
+_Fields = tuple[tuple[tuple[str, str], ...], tuple[tuple[str, Secret], ...], list[str], str | None]
+
+
+def _split_fields(fields: list[tuple[str, str]]) -> _Fields:
+    """One pass over the fields: what the message keeps and what framing needs."""
     plain: list[tuple[str, str]] = []
     secrets: list[tuple[str, Secret]] = []
+    te: list[str] = []
+    cl: str | None = None
     for name, value in fields:
         if name in CREDENTIAL_HEADERS:
             secrets.append((name, Secret(value)))
             plain.append((name, "<redacted>"))
         else:
             plain.append((name, value))
-    return tuple(plain), tuple(secrets)
+            if name == "transfer-encoding":
+                te.append(value)
+            elif name == "content-length" and cl is None:
+                cl = value
+    return tuple(plain), tuple(secrets), te, cl
 
 
-def _last_coding(headers: tuple[tuple[str, str], ...]) -> str | None:
-    """The last transfer coding named (lower-case), or None without Transfer-Encoding."""
-    te = [v for n, v in headers if n == "transfer-encoding"]
+def _last_coding(te: list[str]) -> str | None:
+    """The last transfer coding named (lower-case), or None without Transfer-Encoding
+    (``te``: the Transfer-Encoding values in wire order)."""
     if not te:
         return None
     # "identity" is a no-op (dropped from the registry by RFC 7230): "chunked, identity" is
@@ -204,14 +218,13 @@ def _last_coding(headers: tuple[tuple[str, str], ...]) -> str | None:
     return codings[-1] if codings else ""
 
 
-def _content_length(headers: tuple[tuple[str, str], ...]) -> int | None:
-    """The first Content-Length, leading zeros allowed (as Zeek and tshark read it)."""
-    for n, v in headers:
-        if n == "content-length":
-            t = v.strip().lstrip("0") or ("0" if v.strip() else "")
-            if t.isascii() and t.isdigit() and len(t) <= 18:
-                return int(t)
-            return None
+def _content_length(v: str | None) -> int | None:
+    """The first Content-Length (``v``), leading zeros allowed (as Zeek and tshark read it)."""
+    if v is None:
+        return None
+    t = v.strip().lstrip("0") or ("0" if v.strip() else "")
+    if t.isascii() and t.isdigit() and len(t) <= 18:
+        return int(t)
     return None
 
 
@@ -273,7 +286,8 @@ class HttpConversation:
                 self._gap(d)
             return
         self._consume(d, data)
-        self._drain_ooo(d)
+        if d.ooo:
+            self._drain_ooo(d)
 
     def _drain_ooo(self, d: _Direction) -> None:
         progressed = True
@@ -313,7 +327,12 @@ class HttpConversation:
 
     def _consume(self, d: _Direction, data: bytes) -> None:
         d.next_seq = (d.next_seq + len(data)) % _SEQ_MOD
-        if d.state == _DEAD:
+        state = d.state
+        if state == _DEAD:
+            return
+        if not d.buf and (state == _CLOSE or (state in _COUNTED and len(data) <= d.remaining)):
+            # the whole segment is body: skip the buffer (what the loop below would do)
+            self._body_take(d, data, len(data))
             return
         d.buf += data
         # every pass consumes bytes or returns: bounded by len(buf)
@@ -335,34 +354,39 @@ class HttpConversation:
                 return
 
     def _head(self, d: _Direction) -> bool:
-        buf = bytes(d.buf[: http_dec.MAX_HEAD_BYTES + 4])
-        if d.from_client:
+        dbuf = d.buf
+        if d.from_client and dbuf[0] in _CRLF:
             # tolerate blank lines between messages (RFC 9112 2.2)
-            stripped = buf.lstrip(b"\r\n")
-            if len(stripped) != len(buf):
-                del d.buf[: len(buf) - len(stripped)]
-                return bool(d.buf)
-        end = http_dec.head_end(buf)
-        if end < 0:
-            if len(d.buf) >= http_dec.MAX_HEAD_BYTES:
+            window = bytes(dbuf[:_HEAD_WINDOW])
+            del dbuf[: len(window) - len(window.lstrip(b"\r\n"))]
+            return bool(dbuf)
+        # the head's end within the window (find with bounds: no copy of the buffer)
+        a = dbuf.find(b"\n\r\n", 0, _HEAD_WINDOW)
+        b = dbuf.find(b"\n\n", 0, _HEAD_WINDOW if a < 0 else a + 2)
+        if a < 0 and b < 0:
+            if len(dbuf) >= http_dec.MAX_HEAD_BYTES:
                 self._bad(d)
             return False
-        raw = buf[:end]
+        end = a + 3 if b < 0 else b + 2
+        if end > http_dec.MAX_HEAD_BYTES:  # the head decoders reject it
+            self._bad(d)
+            return False
+        raw = bytes(dbuf[:end])
         try:
-            head: HttpRequest | HttpResponse = (http_dec.parse_request_head(raw) if d.from_client
-                                                else http_dec.parse_response_head(raw))
-            _start, lines, _end = http_dec.split_head(raw)
+            head: HttpRequest | HttpResponse
+            head, fields = (http_dec.parse_request_fields(raw, MAX_HEADERS) if d.from_client
+                            else http_dec.parse_response_fields(raw, MAX_HEADERS))
         except DecodeError:
             self._bad(d)
             return False
-        del d.buf[:end]
-        headers, secrets = _split_fields(http_dec.header_fields(lines, MAX_HEADERS))
+        del dbuf[:end]
+        headers, secrets, te, cl = _split_fields(fields)
         d.cur = _Partial(head, headers, secrets, self._ts)
         self._events.append(head)
         if isinstance(head, HttpRequest):
-            self._request_framing(d, head, headers)
+            self._request_framing(d, te, cl)
         else:
-            self._response_framing(d, head, headers)
+            self._response_framing(d, head, headers, te, cl)
         return True
 
     def _bad(self, d: _Direction) -> None:
@@ -373,8 +397,7 @@ class HttpConversation:
         d.cur = None
         d.cur_pending = None
 
-    def _request_framing(self, d: _Direction, head: HttpRequest,
-                         headers: tuple[tuple[str, str], ...]) -> None:
+    def _request_framing(self, d: _Direction, te: list[str], cl: str | None) -> None:
         assert d.cur is not None
         p = _Pending(d.cur)
         d.cur_pending = p
@@ -382,7 +405,7 @@ class HttpConversation:
         if len(self._pending) > MAX_PENDING:
             self.stats.pending_overflow += 1
             self._report_request_alone(self._pending.popleft())
-        coding = _last_coding(headers)
+        coding = _last_coding(te)
         if coding is not None:
             if coding == "chunked":
                 d.state = _CHUNK_SIZE
@@ -390,10 +413,11 @@ class HttpConversation:
                 self._end_message(d, complete=False)
                 d.state = _DEAD
             return
-        self._start_length(d, _content_length(headers) or 0)
+        self._start_length(d, _content_length(cl) or 0)
 
     def _response_framing(self, d: _Direction, head: HttpResponse,
-                          headers: tuple[tuple[str, str], ...]) -> None:
+                          headers: tuple[tuple[str, str], ...], te: list[str],
+                          cl: str | None) -> None:
         req = self._pending[0].partial.head if self._pending else None
         method = req.method if isinstance(req, HttpRequest) else ""
         status = head.status
@@ -410,10 +434,10 @@ class HttpConversation:
         if method == "HEAD" or status in (204, 304):
             self._start_length(d, 0)
             return
-        coding = _last_coding(headers)
+        coding = _last_coding(te)
         if coding == "chunked":
             d.state = _CHUNK_SIZE
-        elif coding is None and (n := _content_length(headers)) is not None:
+        elif coding is None and (n := _content_length(cl)) is not None:
             self._start_length(d, n)
         else:
             d.state = _CLOSE  # read until the connection closes
@@ -435,15 +459,26 @@ class HttpConversation:
             d.state, d.remaining = _LEN, n
 
     def _body_bytes(self, d: _Direction, want: int) -> None:
-        take = min(want, len(d.buf))
-        chunk = bytes(d.buf[:take])
-        del d.buf[:take]
+        buf = d.buf
+        take = min(want, len(buf))
+        self._body_take(d, buf, take)
+        if take == len(buf):
+            buf.clear()
+        else:
+            del buf[:take]
+
+    def _body_take(self, d: _Direction, data: bytes | bytearray, take: int) -> None:
+        """The first ``take`` bytes of ``data`` are body of the current message."""
         cur = d.cur
         if cur is not None:
             room = BODY_CAP - len(cur.body)
-            if room > 0:
-                cur.body += chunk[:room]
-            self.stats.body_bytes_dropped += max(0, take - max(room, 0))
+            if take <= room:
+                cur.body += data if take == len(data) else data[:take]
+            elif room > 0:
+                cur.body += data[:room]
+                self.stats.body_bytes_dropped += take - room
+            else:
+                self.stats.body_bytes_dropped += take
             cur.body_bytes += take
             if len(cur.body) >= BODY_CAP and not cur.reported:
                 self._report_early(d)

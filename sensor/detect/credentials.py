@@ -267,6 +267,13 @@ class CredentialDetector:
         head = req.head
         if not isinstance(head, HttpRequest):
             return
+        ctype = (head.content_type or "").lower()
+        scan_body = (self._body_rx is not None and bool(req.body)
+                     and any(t in ctype for t in _BODY_TYPES))
+        # tokens come from credential headers (not cookies), the query or the body
+        if not scan_body and "?" not in head.target and all(
+                n == "cookie" for n, _ in req.secrets):
+            return
         path = request_path(head.target)
         ai: bool | None = None  # computed on demand
         seen: set[str] = set()
@@ -283,8 +290,7 @@ class CredentialDetector:
                 if not ai:
                     continue
             self._add(o, head, path, loc, token, fmt, seen)
-        ctype = (head.content_type or "").lower()
-        if self._body_rx is not None and req.body and any(t in ctype for t in _BODY_TYPES):
+        if scan_body and self._body_rx is not None:
             text = req.body.decode("utf-8", "replace")
             for m in self._body_rx.finditer(text[:16384]):
                 token = m[0]

@@ -166,17 +166,20 @@ class McpDetector:
         head = ex.request.head
         if not isinstance(head, HttpRequest):
             return
-        req_msgs = _messages(json_documents(ex.request)) if head.method == "POST" else []
+        req_msgs = (_messages(json_documents(ex.request))
+                    if head.method == "POST" and _may_contain(ex.request, b"jsonrpc") else [])
         resp = ex.response
         resp_msgs: list[dict[str, Any]] = []
         endpoint = False
         if resp is not None and isinstance(resp.head, HttpResponse):
             ctype = (resp.head.content_type or "").lower()
-            if "text/event-stream" in ctype:
-                events = sse_events(body_text(resp).encode("utf-8"), limit=64)
+            text: str | None = None
+            if "text/event-stream" in ctype and _may_contain(resp, b"endpoint"):
+                text = body_text(resp)
+                events = sse_events(text.encode("utf-8"), limit=64)
                 endpoint = any(e == "endpoint" for e, _ in events)
-            if "json" in ctype or "event-stream" in ctype:
-                resp_msgs = _messages(json_documents(resp))
+            if ("json" in ctype or "event-stream" in ctype) and _may_contain(resp, b"jsonrpc"):
+                resp_msgs = _messages(json_documents(resp, text))
         mcp_headers = head.mcp_session_id is not None or head.mcp_protocol_version is not None
         evidence = endpoint or any(self._is_mcp_request(m) for m in req_msgs) or any(
             self._is_mcp_result(m) for m in resp_msgs) or (mcp_headers and bool(req_msgs))
@@ -313,6 +316,23 @@ class McpDetector:
             ))
         out.sort(key=lambda f: (f.first_ns, f.server_ip, f.server_port))
         return out
+
+
+def _may_contain(msg: HttpMessage, word: bytes) -> bool:
+    """False when the decoded body cannot hold ``word`` (an ASCII JSON key or SSE field
+    value): it is not in the bytes, no JSON ``\\u`` escape could spell it, and the body
+    is not compressed. Skips parsing bodies that cannot concern MCP; never changes
+    what is found."""
+    body = msg.body
+    if not body:
+        return False
+    if word in body or b"\\u" in body:
+        return True
+    # body_text inflates these encodings: anything may come out
+    return (msg.header("content-encoding") or "").strip().lower() in _INFLATED
+
+
+_INFLATED = ("gzip", "x-gzip", "deflate")
 
 
 def _accepts_sse(req: HttpMessage) -> bool:

@@ -38,6 +38,7 @@ MAX_VALUES = 32  # distinct models, clients, paths... kept per server
 MAX_DECODED = 64 * 1024  # bytes a compressed body may inflate to
 CREDENTIAL_QUERY_KEYS = frozenset({"key", "api_key", "apikey", "api-key", "access_token", "token"})
 _STRENGTHS = ("strong", "weak")
+_REQ_CACHE = 4096  # (method, path) -> matching rules, memoised per detector
 
 # -- helpers shared by the HTTP detectors -----------------------------------------
 
@@ -88,9 +89,12 @@ def body_text(msg: HttpMessage) -> str:
     return body_bytes(msg).decode("utf-8", "replace")
 
 
-def json_documents(msg: HttpMessage) -> list[Any]:
-    """JSON values in a body: the whole body, or each SSE ``data:`` event (bounded)."""
-    text = body_text(msg)
+def json_documents(msg: HttpMessage, text: str | None = None) -> list[Any]:
+    """JSON values in a body: the whole body, or each SSE ``data:`` event (bounded).
+
+    ``text``: ``body_text(msg)`` when the caller already has it."""
+    if text is None:
+        text = body_text(msg)
     ctype = (msg.header("content-type") or "").lower()
     docs: list[Any] = []
     if "text/event-stream" in ctype:
@@ -340,9 +344,34 @@ def parse_signature(data: Any, source: str) -> ServerSignature:
 
 
 def rule_matches(rule: Rule, ex: HttpExchange, method: str, path: str) -> bool:
-    if not rule.matches_request(method, path):
-        return False
-    if rule.request_body is not None and rule.request_body.search(body_text(ex.request)) is None:
+    return rule.matches_request(method, path) and _rest_matches(rule, _Bodies(ex))
+
+
+class _Bodies:
+    """An exchange's body texts, decoded (and inflated) once however many rules read them."""
+
+    __slots__ = ("_req", "_resp", "ex")
+
+    def __init__(self, ex: HttpExchange) -> None:
+        self.ex = ex
+        self._req: str | None = None
+        self._resp: str | None = None
+
+    def request(self) -> str:
+        if self._req is None:
+            self._req = body_text(self.ex.request)
+        return self._req
+
+    def response(self, resp: HttpMessage) -> str:
+        if self._resp is None:
+            self._resp = body_text(resp)
+        return self._resp
+
+
+def _rest_matches(rule: Rule, bodies: _Bodies) -> bool:
+    """Everything :func:`rule_matches` checks after the request line."""
+    ex = bodies.ex
+    if rule.request_body is not None and rule.request_body.search(bodies.request()) is None:
         return False
     if not rule.needs_response:
         return True
@@ -355,7 +384,46 @@ def rule_matches(rule: Rule, ex: HttpExchange, method: str, path: str) -> bool:
         v = resp.header(name)
         if v is None or pat.search(v) is None:
             return False
-    return rule.response_body is None or rule.response_body.search(body_text(resp)) is not None
+    return (rule.response_body is None
+            or rule.response_body.search(bodies.response(resp)) is not None)
+
+
+# A rule index: (signature, rule) pairs in evaluation order (signatures by priority,
+# rules as written), and per request which of them can match at all.
+_Pair = tuple[ServerSignature, Rule]
+
+
+@dataclass(frozen=True, slots=True)
+class _RuleIndex:
+    pairs: tuple[_Pair, ...]
+    exact: dict[str, tuple[int, ...]]  # path -> rules naming it exactly (no regex)
+    other: dict[str, tuple[int, ...]]  # method -> rules with a regex or no path
+    other_any: tuple[int, ...]  # such rules for any other method (no method condition)
+
+    @classmethod
+    def build(cls, sigs: Sequence[ServerSignature]) -> _RuleIndex:
+        pairs = tuple((s, r) for s in sigs for r in s.rules)
+        exact: dict[str, list[int]] = {}
+        other: list[int] = []
+        for i, (_s, r) in enumerate(pairs):
+            if r.paths and r.path_regex is None:
+                for p in r.paths:
+                    exact.setdefault(p, []).append(i)
+            else:
+                other.append(i)
+        methods = {m for _s, r in pairs for m in r.methods}
+        by_method = {m: tuple(i for i in other if not pairs[i][1].methods
+                              or m in pairs[i][1].methods) for m in methods}
+        return cls(pairs, {p: tuple(v) for p, v in exact.items()}, by_method,
+                   tuple(i for i in other if not pairs[i][1].methods))
+
+    def candidates(self, method: str, path: str) -> tuple[int, ...]:
+        """Indexes, in evaluation order, of every rule whose request part may match."""
+        other = self.other.get(method, self.other_any)
+        exact = self.exact.get(path)
+        if exact is None:
+            return other
+        return tuple(sorted({*exact, *other}))
 
 
 def is_ai_request(sigs: Iterable[ServerSignature], method: str, path: str) -> bool:
@@ -439,6 +507,8 @@ class SelfHostedDetector:
         self.signatures = tuple(signatures) if signatures is not None else load_signatures()
         self.internal = internal
         self._by_id = {s.id: s for s in self.signatures}
+        self._index = _RuleIndex.build(self.signatures)
+        self._req_cache: dict[tuple[str, str], tuple[int, ...]] = {}
         self._servers: dict[tuple[str, int], _Server] = {}
         self.dropped_servers = 0
 
@@ -452,16 +522,25 @@ class SelfHostedDetector:
         if not isinstance(head, HttpRequest):
             return
         method, path = head.method, request_path(head.target)
-        internal = self.internal(o.dst_ip)
         key = (o.dst_ip, o.dst_port)
         srv = self._servers.get(key)
+        # only the rules whose method and path match are evaluated further, in order
+        hits = self._request_matches(method, path)
+        if not hits and srv is None:
+            return  # nothing can match and the server is not followed
+        internal: bool | None = None  # asked only when an internal-only rule is reached
         matched: list[tuple[ServerSignature, Rule]] = []
-        for sig in self.signatures:
-            if sig.internal_only and not internal:
-                continue
-            for rule in sig.rules:
-                if rule_matches(rule, ex, method, path):
-                    matched.append((sig, rule))
+        pairs = self._index.pairs
+        bodies = _Bodies(ex)
+        for i in hits:
+            sig, rule = pairs[i]
+            if sig.internal_only:
+                if internal is None:
+                    internal = self.internal(o.dst_ip)
+                if not internal:
+                    continue
+            if _rest_matches(rule, bodies):
+                matched.append((sig, rule))
         if srv is None:
             if not matched:
                 return
@@ -469,10 +548,25 @@ class SelfHostedDetector:
                 self.dropped_servers += 1
                 return
             srv = self._servers[key] = _Server(o.dst_ip, o.dst_port, o.ts_ns, o.ts_ns)
-        self._record(srv, o, ex, head, path, matched)
+        self._record(srv, o, ex, head, path, matched, bodies)
+
+    def _request_matches(self, method: str, path: str) -> tuple[int, ...]:
+        """Indexes (evaluation order) of the rules whose request part matches; memoised,
+        as the same API paths recur (bounded: cleared when full)."""
+        key = (method, path)
+        hit = self._req_cache.get(key)
+        if hit is None:
+            pairs = self._index.pairs
+            hit = tuple(i for i in self._index.candidates(method, path)
+                        if pairs[i][1].matches_request(method, path))
+            if len(self._req_cache) >= _REQ_CACHE:
+                self._req_cache.clear()
+            self._req_cache[key] = hit
+        return hit
 
     def _record(self, srv: _Server, o: Observation, ex: HttpExchange, head: HttpRequest,
-                path: str, matched: list[tuple[ServerSignature, Rule]]) -> None:
+                path: str, matched: list[tuple[ServerSignature, Rule]],
+                bodies: _Bodies) -> None:
         srv.first_ns = min(srv.first_ns, o.ts_ns)
         srv.last_ns = max(srv.last_ns, o.ts_ns)
         if srv.host is None and head.host:
@@ -501,12 +595,12 @@ class SelfHostedDetector:
         for sig in sigs:
             for ext in sig.version:
                 if resp is not None and ext.request.matches_request(head.method, path):
-                    m = ext.pattern.search(body_text(resp))
+                    m = ext.pattern.search(bodies.response(resp))
                     if m is not None:
                         srv.version[sig.id] = m[1][:40]
             if sig.request_json:
                 if req_docs is None:
-                    req_docs = json_documents(ex.request)[:1]
+                    req_docs = json_documents(ex.request, bodies.request())[:1]
                 names = [v for doc in req_docs for p in sig.request_json
                          for v in json_path(doc, p)][:1]
                 for v in names:
@@ -515,7 +609,7 @@ class SelfHostedDetector:
                         count_bounded(srv.pulled, v, MAX_VALUES)
             if sig.response_json and resp is not None and 200 <= status < 300:
                 if resp_docs is None:
-                    resp_docs = json_documents(resp)[:4]
+                    resp_docs = json_documents(resp, bodies.response(resp))[:4]
                 for doc in resp_docs:
                     for p in sig.response_json:
                         for v in json_path(doc, p):

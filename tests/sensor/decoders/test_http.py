@@ -286,3 +286,64 @@ def test_header_fields_keep_all_fields_in_order_with_folding() -> None:
     assert head_end(b"GET / HTTP/1.1\r\nHost: a\r\n") == -1
     with pytest.raises(NeedMoreData):
         split_head(b"GET / HTTP/1.1\r\n")
+
+
+def _head_and_fields(raw: bytes, request: bool) -> tuple[object, object]:
+    """What parse_*_fields must equal: the head decoder, then header_fields of split_head."""
+    from sensor.decoders.http import header_fields, split_head
+
+    head = parse_request_head(raw) if request else parse_response_head(raw)
+    return head, header_fields(split_head(raw)[1], 128)
+
+
+def test_parse_fields_is_head_plus_header_fields() -> None:
+    from sensor.decoders.http import parse_request_fields, parse_response_fields
+
+    raw = (b"POST / HTTP/1.1\r\nHost: a\r\nX-Multi: one\r\n  two\r\nno colon here\r\n"
+           b"host: b\r\nAuthorization: Bearer t\r\n\r\n")
+    head, fields = parse_request_fields(raw)
+    assert (head, fields) == _head_and_fields(raw, True)
+    assert head.host == "a" and fields[1] == ("x-multi", "one two")
+    # a fold after a colon-less line: the head keeps the first value, the fields fold it in
+    raw = b"GET / HTTP/1.1\r\nUser-Agent: x\r\njunk\r\n more\r\n\r\n"
+    head, fields = parse_request_fields(raw)
+    assert head.user_agent == "x" and fields == [("user-agent", "x more")]
+    assert parse_request_fields(raw, limit=0)[1] == []
+    # HTTP/0.9 request line alone: no fields
+    assert parse_request_fields(b"GET /\r\n\r\n") == (parse_request_head(b"GET /\r\n\r\n"), [])
+    rsp = b"HTTP/1.1 200 OK\r\nServer: s\r\nContent-Length: 3\r\nServer: t\r\n\r\n"
+    assert parse_response_fields(rsp) == _head_and_fields(rsp, False)
+    assert parse_response_fields(rsp, limit=2)[1] == [("server", "s"), ("content-length", "3")]
+    with pytest.raises(NeedMoreData):
+        parse_response_fields(b"HTTP/1.1 200 OK\r\n")
+
+
+_LINE = st.sampled_from([b"Host: h:80", b"host: second", b"Content-Length: 7", b"junk", b" fold",
+                         b"\tfold2", b"", b"Authorization: Basic x", b"X-Api-Key: k", b":",
+                         b"Accept : a ", b"mcp-session-id: s", b"Server: srv", b"a:b:c"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_LINE, max_size=12), st.sampled_from([b"\r\n", b"\n"]), st.integers(0, 12))
+def test_parse_fields_equals_separate_decoders(lines: list[bytes], eol: bytes,
+                                               limit: int) -> None:
+    from sensor.decoders.http import (
+        header_fields,
+        parse_request_fields,
+        parse_response_fields,
+        split_head,
+    )
+
+    body = b"".join(ln + eol for ln in lines if ln) + eol
+    for start, request in ((b"GET /x HTTP/1.1", True), (b"HTTP/1.0 404 No", False)):
+        raw = start + eol + body
+        try:
+            want = (parse_request_head(raw) if request else parse_response_head(raw),
+                    header_fields(split_head(raw)[1], limit))
+        except DecodeError as e:
+            with pytest.raises(type(e)):
+                (parse_request_fields if request else parse_response_fields)(raw, limit)
+            continue
+        got = (parse_request_fields(raw, limit) if request
+               else parse_response_fields(raw, limit))
+        assert got == want

@@ -250,3 +250,45 @@ def test_hostile_input_never_raises_and_stays_bounded(segs: list[tuple[bool, int
 ])
 def test_sse_events(body: bytes, want: list[tuple[str, str]]) -> None:
     assert sse_events(body) == want
+
+
+@pytest.mark.parametrize("pad", [0, 1, 2, 3, 4])
+def test_head_size_limit_at_the_boundary(pad: int) -> None:
+    # a head may end exactly at MAX_HEAD_BYTES; one byte more is an error (both directions)
+    from sensor.decoders.http import MAX_HEAD_BYTES
+
+    start = b"GET / HTTP/1.1\r\nX: "
+    fill = MAX_HEAD_BYTES - len(start) - 4 - 2 + pad  # pad 2: the head ends at the limit
+    raw = start + b"a" * fill + b"\r\n\r\n"
+    conv = HttpConversation()
+    first = b"GET /a HTTP/1.1\r\n\r\n\r\n\r\n"  # blank lines between requests are tolerated
+    ev = conv.feed(True, 0, first + raw[:5000], 1)
+    ev += conv.feed(True, len(first) + 5000, raw[5000:], 2)
+    ok = len(raw) <= MAX_HEAD_BYTES
+    assert [type(e) for e in ev] == ([HttpRequest, HttpRequest] if ok else [HttpRequest])
+    assert conv.stats.errors == (0 if ok else 1)
+    resp = b"HTTP/1.1 200 OK\r\nX: " + b"a" * (fill - 1) + b"\r\nContent-Length: 0\r\n\r\n"
+    conv = HttpConversation()
+    conv.feed(True, 0, b"GET / HTTP/1.1\r\n\r\n", 1)
+    ev = conv.feed(False, 0, resp, 2)
+    ok = len(resp) <= MAX_HEAD_BYTES
+    assert len(exchanges(ev)) == (1 if ok else 0) and conv.stats.errors == (0 if ok else 1)
+
+
+def test_body_split_at_every_offset_is_the_same() -> None:
+    # bodies arrive whole, split, and across the cap: the buffered and direct paths agree
+    body = bytes(range(256)) * 80  # 20480 bytes: beyond BODY_CAP
+    req = b"POST /u HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    rsp = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    results = set()
+    for cut in (1, 40, 41, 42, 1000, hs.BODY_CAP + 41, len(req) - 1):
+        conv = HttpConversation()
+        conv.feed(True, 0, req[:cut], 1)
+        conv.feed(True, cut, req[cut:], 2)
+        ex = exchanges(conv.feed(False, 0, rsp, 3))
+        assert len(ex) == 1 and ex[0].response is not None
+        r = ex[0].request
+        results.add((r.body, r.body_bytes, r.complete, ex[0].response.body,
+                     conv.stats.body_bytes_dropped))
+    assert results == {(body[:hs.BODY_CAP], len(body), True, b"hello",
+                        len(body) - hs.BODY_CAP)}

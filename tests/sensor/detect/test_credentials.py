@@ -188,3 +188,16 @@ def test_formats_file_is_sourced_and_bad_files_are_rejected(tmp_path: Path) -> N
     bad.write_text("formats: []\n")
     with pytest.raises(InputError, match="non-empty"):
         load_formats(bad)
+
+
+def test_requests_without_any_token_source_are_skipped_but_tokens_are_not() -> None:
+    k = SAMPLES["anthropic-api-key"]
+    # cookies only, no query, no scannable body: nothing to find
+    assert run((req("GET", "/v1/models", headers={"Cookie": f"s={k}"}), None)) == []
+    assert run((req("POST", "/v1/messages", f"x {k}".encode(),
+                    {"Content-Type": "application/octet-stream"}), None)) == []
+    # each source alone still counts
+    assert run((req("GET", f"/v1/models?api_key={k}"), None))
+    assert run((req("POST", "/v1/messages", f"x {k}".encode(),
+                    {"Content-Type": "text/plain"}), None))
+    assert run((req("GET", "/v1/models", headers={"api-key": k}), None))

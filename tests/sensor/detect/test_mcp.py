@@ -102,3 +102,23 @@ def test_other_json_rpc_and_plain_http_are_not_mcp() -> None:
     assert run((req("GET", "/events", headers={"Accept": "text/event-stream"}),
                 resp(200, b"data: tick\n\n", "text/event-stream"))) == []
     assert run((req("GET", "/"), resp(200, b"<html/>", "text/html"))) == []
+
+
+def test_bodies_are_skipped_only_when_they_cannot_hold_mcp() -> None:
+    import gzip
+
+    # a JSON \u escape can spell the key, and compressed bodies hold anything: both still read
+    escaped = json.dumps(rpc("tools/list")).replace('"jsonrpc"', '"\\u006asonrpc"').encode()
+    assert b"jsonrpc" not in escaped
+    (f,) = run((req("POST", "/mcp", escaped, ACCEPT), resp(202, b"")))
+    assert f["mcp"]["transports"] == ["streamable-http"]
+    packed = gzip.compress(json.dumps(INIT_RESULT).encode())
+    (f,) = run((req("GET", "/x"), resp(200, packed, headers={"Content-Encoding": "gzip"})))
+    assert f["mcp"]["server_names"] == ["github-mcp 0.4.0"]
+    stream = gzip.compress(b"event: endpoint\ndata: /messages?sessionId=1\n\n")
+    (f,) = run((req("GET", "/sse", headers={"Accept": "text/event-stream"}),
+                resp(200, stream, "text/event-stream", {"Content-Encoding": "x-gzip"})))
+    assert f["mcp"]["transports"] == ["http+sse"]
+    # a body that names neither: nothing, whatever the content type
+    assert run((req("POST", "/mcp", {"method": "tools/list"}, ACCEPT),
+                resp(200, b"event: end\ndata: {}\n\n", "text/event-stream"))) == []

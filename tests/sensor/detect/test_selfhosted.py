@@ -174,3 +174,30 @@ def test_loader_reads_a_directory_and_rejects_duplicates(tmp_path: Path) -> None
         load_signatures([tmp_path])
     with pytest.raises(InputError, match="no such"):
         load_signatures([tmp_path / "missing"])
+
+
+def test_rule_index_keeps_every_rule_that_can_match() -> None:
+    from sensor.detect.selfhosted import _RuleIndex
+
+    index = _RuleIndex.build(SIGS)
+    paths = {p for s in SIGS for r in s.rules for p in r.paths}
+    paths |= {"/", "/x", "/api/v0/models/m", "/ollama/api/tags", "/api/v1/chats/1",
+              "/proxy/v1/chat/completions", "/v1/models", "/v1/models/x"}
+    methods = {m for s in SIGS for r in s.rules for m in r.methods} | {"PATCH", "get", ""}
+    for method in methods:
+        for path in paths:
+            got = index.candidates(method, path)
+            assert list(got) == sorted(set(got))  # evaluation order kept
+            want = [i for i, (_s, r) in enumerate(index.pairs) if r.matches_request(method, path)]
+            assert set(want) <= set(got), (method, path)
+
+
+def test_request_match_memo_is_bounded_and_transparent() -> None:
+    from sensor.detect import selfhosted as sh
+
+    d = SelfHostedDetector(SIGS)
+    for i in range(sh._REQ_CACHE + 10):
+        d._request_matches("GET", f"/p{i}")
+    assert len(d._req_cache) <= sh._REQ_CACHE
+    (f,) = run((req("GET", "/api/tags"), resp(200, {"models": [{"name": "a:1b"}]})))
+    assert f["self_hosted_llm"]["models"] == ["a:1b"]  # type: ignore[index]
