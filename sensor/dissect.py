@@ -29,7 +29,7 @@ from sensor.decoders import tls as tls_dec
 from sensor.decoders.link import PROTO_TCP, PROTO_UDP, Columns, ip_text
 from sensor.errors import DecodeError, NeedMoreData
 from sensor.npsets import member
-from sensor.records import HttpRequest, HttpResponse, Observation, Payload
+from sensor.records import HttpRequest, HttpResponse, Observation, Payload, slot_builder
 
 I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
@@ -110,6 +110,9 @@ class DissectStats:
     http_idle_ended: int = 0  # connections reported after HTTP_IDLE_NS without a packet
     http_gaps: int = 0  # messages abandoned because segments were missing
     http_errors: int = 0  # heads or chunked bodies that did not decode in a conversation
+
+
+_observation: Callable[..., Observation] = slot_builder(Observation)  # one per message
 
 
 class Dissector:
@@ -539,7 +542,7 @@ class Dissector:
     def _observe(self, kind: str, payload: Payload, pk: _Pkt) -> None:
         self.stats.observations += 1
         self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
-        self.emit(Observation(
+        self.emit(_observation(
             kind=kind,
             ts_ns=pk[0],
             src_ip=self._ip(pk[1], pk[2]),

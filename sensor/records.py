@@ -8,8 +8,9 @@ wraps it with the packet's addresses in an :class:`Observation`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeAlias
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,3 +122,29 @@ class Observation:
     transport: str  # "tcp" | "udp"
     flow_id: int  # the pipeline's 64-bit flow key
     payload: Payload
+
+
+_R = TypeVar("_R")
+
+
+def slot_builder(cls: type[_R]) -> Callable[..., _R]:
+    """A constructor for a frozen slotted record that sets its slots directly.
+
+    A frozen dataclass ``__init__`` pays one ``object.__setattr__`` call per
+    field, as much as decoding a small DNS query; the hot-path decoders build
+    their records with this instead. It takes every field, positionally or by
+    name, in field order, and builds an object equal to ``cls(...)``. Records
+    with a ``__post_init__`` or non-init fields get ``cls`` itself.
+    """
+    fs = fields(cls)  # type: ignore[arg-type]
+    if hasattr(cls, "__post_init__") or not all(f.init for f in fs):
+        return cls
+    names = [f.name for f in fs]
+    ns: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    for i, name in enumerate(names):
+        ns[f"_set{i}"] = getattr(cls, name).__set__  # the slot's member descriptor
+    body = "".join(f"    _set{i}(o, {name})\n" for i, name in enumerate(names))
+    # generated like dataclasses' own __init__: field names are identifiers
+    exec(f"def build({', '.join(names)}):\n    o = _new(_cls)\n{body}    return o\n", ns)
+    build: Callable[..., _R] = ns["build"]
+    return build

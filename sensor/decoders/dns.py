@@ -18,6 +18,11 @@ Contract:
 * :func:`parse_dns_tcp` returns the complete messages before the first one
   that fails, and stops there; a failing message raises only when it is the
   first one in the buffer (so the caller sees it on its next call).
+* Speed (this is on the hunt hot path): names are memoised by offset within a
+  message, and uncompressed names and questions across messages by their wire
+  bytes (bounded caches, emptied when full); a memoised name reached through a
+  pointer still counts its jumps and bytes. Results depend on the message bytes
+  only, never on earlier messages. Records are built by setting their slots.
 """
 
 from __future__ import annotations
@@ -25,14 +30,20 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+from collections.abc import Callable
 
 from sensor.errors import DecodeError
-from sensor.records import DnsAnswer, DnsMessage, DnsQuestion
+from sensor.records import DnsAnswer, DnsMessage, DnsQuestion, slot_builder
 
 _HEADER = struct.Struct(">HHHHHH")
 _QTAIL = struct.Struct(">HH")
 _RRTAIL = struct.Struct(">HHIH")
 _U16 = struct.Struct(">H")
+# Bound methods: one attribute lookup less per call on the hot path.
+_unpack_header = _HEADER.unpack_from
+_unpack_qtail = _QTAIL.unpack_from
+_unpack_rrtail = _RRTAIL.unpack_from
+_inet_ntoa = socket.inet_ntoa
 
 MAX_NAME_WIRE = 255  # RFC 1035 2.3.4
 MAX_POINTERS = 128
@@ -48,6 +59,18 @@ _SVC_IPV4HINT, _SVC_IPV6HINT = 4, 6
 # Bytes that can appear in a label as-is: printable ASCII minus '.' and '\'.
 _PLAIN = bytes(c for c in range(0x20, 0x7F) if c not in (0x2E, 0x5C))
 _PLAIN_AND_DOT = _PLAIN + b"."
+
+# Per-message memo of names decoded from their first byte: start offset ->
+# (text, pointer jumps, wire bytes of the labels without the root byte).
+_NameMemo = dict[int, tuple[str, int, int]]
+
+
+# the records are built without the frozen dataclass __init__ (see slot_builder)
+_question: Callable[[str, int, int], DnsQuestion] = slot_builder(DnsQuestion)
+_answer: Callable[[str, int, int, str, tuple[str, ...]], DnsAnswer] = slot_builder(DnsAnswer)
+_message: Callable[
+    [int, bool, int, int, tuple[DnsQuestion, ...], tuple[DnsAnswer, ...]], DnsMessage
+] = slot_builder(DnsMessage)
 
 
 def _label_text(raw: bytes) -> str:
@@ -73,27 +96,76 @@ def _name_text(raw: list[bytes]) -> str:
     return ".".join(_label_text(lab) for lab in raw)
 
 
+# Uncompressed wire names already decoded -> their memo entry. Real traffic asks
+# for few names again and again (the question of every response, CNAME targets);
+# a name found here skips the label walk. Bounded: emptied when full.
+_WIRE_NAMES: dict[bytes, tuple[str, int, int]] = {}
+_WIRE_NAMES_MAX = 4096
+
+
+# Questions with an uncompressed name, as wire bytes (name, type, class) -> the
+# (immutable) record and the name's memo entry; bounded like _WIRE_NAMES.
+_WIRE_QUESTIONS: dict[bytes, tuple[DnsQuestion, tuple[str, int, int]]] = {}
+
+
+def _read_name_cached(msg: bytes, off: int, memo: _NameMemo) -> tuple[str, int]:
+    """:func:`_read_name` for a name that is most likely uncompressed and known.
+
+    Any bytes equal to a name that once decoded without pointers decode the same
+    way wherever they sit, so the first zero byte after ``off`` (the root label,
+    unless a label holds a zero byte) only picks which known name to compare with.
+    """
+    z = msg.find(0, off)
+    if z >= 0:
+        hit = _WIRE_NAMES.get(msg[off : z + 1])
+        if hit is not None:
+            memo[off] = hit
+            return hit[0], z + 1
+    return _read_name(msg, off, memo)
+
+
 def read_name(msg: bytes, off: int) -> tuple[str, int]:
     """Decode the (possibly compressed) name at ``off``.
 
     Returns the name and the offset just after it in the original position.
     """
+    return _read_name(msg, off, None)
+
+
+def _read_name(msg: bytes, off: int, memo: _NameMemo | None) -> tuple[str, int]:
+    """:func:`read_name`, reusing and filling ``memo`` (one per message).
+
+    A pointer to an offset in ``memo`` ends the walk: what follows a jump is
+    exactly a fresh read from the target (same bytes, and the target becomes
+    the new run start), so only the counters have to be added up.
+    """
     n = len(msg)
     labels: list[bytes] = []
-    wire_len = 1  # the terminating root label
+    done = 0  # wire bytes of the label runs left by a jump
     jumps = 0
     run_start = off  # start of the label run holding the current position
     end_after: int = -1  # where the caller continues, fixed at the first jump
+    # A label may end at lim at most: past n it is cut, past run_start + 254 - done
+    # the name is over 255 wire bytes (one check per label for both).
+    lim = min(n, off + MAX_NAME_WIRE - 1)
+    tail: str | None = None  # text of a memoised suffix reached by a pointer
     p = off
-    while True:
-        if p >= n:
-            raise DecodeError("name runs past the message")
-        length = msg[p]
-        if length == 0:
-            p += 1
-            break
-        kind = length & 0xC0
-        if kind == 0xC0:
+    try:
+        while True:
+            length = msg[p]  # IndexError when the name runs past the message
+            if length < 0x40:
+                if length == 0:
+                    break
+                stop = p + 1 + length
+                if stop > lim:
+                    if 1 + done + stop - run_start > MAX_NAME_WIRE:
+                        raise DecodeError("name longer than 255 bytes")
+                    raise DecodeError("label runs past the message")
+                labels.append(msg[p + 1 : stop])
+                p = stop
+                continue
+            if length < 0xC0:
+                raise DecodeError(f"unsupported label type {length:#04x}")
             if p + 1 >= n:
                 raise DecodeError("compression pointer truncated")
             target = ((length & 0x3F) << 8) | msg[p + 1]
@@ -104,23 +176,37 @@ def read_name(msg: bytes, off: int) -> tuple[str, int]:
                 raise DecodeError("too many compression pointers")
             if end_after < 0:
                 end_after = p + 2
+            done += p - run_start
+            if memo is not None:
+                hit = memo.get(target)
+                if hit is not None:
+                    tail, more_jumps, more_wire = hit
+                    jumps += more_jumps
+                    done += more_wire
+                    if jumps > MAX_POINTERS:
+                        raise DecodeError("too many compression pointers")
+                    if 1 + done > MAX_NAME_WIRE:
+                        raise DecodeError("name longer than 255 bytes")
+                    break
             p = run_start = target
-            continue
-        if kind:
-            raise DecodeError(f"unsupported label type {length:#04x}")
-        wire_len += length + 1
-        if wire_len > MAX_NAME_WIRE:
-            raise DecodeError("name longer than 255 bytes")
-        stop = p + 1 + length
-        if stop > n:
-            raise DecodeError("label runs past the message")
-        labels.append(msg[p + 1 : stop])
-        p = stop
-    return _name_text(labels), (end_after if end_after >= 0 else p)
-
-
-def _ipv4(raw: bytes) -> str:
-    return socket.inet_ntoa(raw)  # same text as ipaddress, ~6x faster
+            lim = min(n, target + MAX_NAME_WIRE - 1 - done)
+    except IndexError:
+        raise DecodeError("name runs past the message") from None
+    if tail is None:
+        done += p - run_start
+        p += 1
+        text = _name_text(labels) if labels else ""
+    elif labels:
+        text = _name_text(labels) + "." + tail if tail else _name_text(labels)
+    else:
+        text = tail
+    if memo is not None:
+        entry = memo[off] = (text, jumps, done)
+        if end_after < 0:  # no pointer: these bytes decode the same anywhere
+            if len(_WIRE_NAMES) >= _WIRE_NAMES_MAX:
+                _WIRE_NAMES.clear()
+            _WIRE_NAMES[msg[off:p]] = entry
+    return text, (end_after if end_after >= 0 else p)
 
 
 def _ipv6(raw: bytes) -> str:
@@ -130,87 +216,122 @@ def _ipv6(raw: bytes) -> str:
     return str(ipaddress.IPv6Address(raw)) if "." in text else text
 
 
-def _svcb(msg: bytes, off: int, end: int, owner: str) -> tuple[str, tuple[str, ...]]:
+def _svcb(
+    msg: bytes, off: int, end: int, owner: str, memo: _NameMemo
+) -> tuple[str, tuple[str, ...]]:
     if end - off < 3:
         return "", ()
-    target, p = read_name(msg, off + 2)
+    target, p = _read_name(msg, off + 2, memo)
     if p > end:
         return "", ()
     value = target if target else owner  # "." = the owner name (RFC 9460 2.5)
     hints: list[str] = []
     while p + 4 <= end:
-        key, vlen = _QTAIL.unpack_from(msg, p)
+        key, vlen = _unpack_qtail(msg, p)
         p += 4
         if p + vlen > end:
             break
         if key == _SVC_IPV4HINT:
-            hints.extend(_ipv4(msg[q : q + 4]) for q in range(p, p + vlen - 3, 4))
+            hints.extend(_inet_ntoa(msg[q : q + 4]) for q in range(p, p + vlen - 3, 4))
         elif key == _SVC_IPV6HINT:
             hints.extend(_ipv6(msg[q : q + 16]) for q in range(p, p + vlen - 15, 16))
         p += vlen
     return value, tuple(hints)
 
 
-def _answer_value(
-    msg: bytes, rtype: int, off: int, rdlen: int, owner: str
-) -> tuple[str, tuple[str, ...]]:
-    end = off + rdlen
-    if rtype == T_A:
-        return (_ipv4(msg[off:end]), ()) if rdlen == 4 else ("", ())
-    if rtype == T_AAAA:
-        return (_ipv6(msg[off:end]), ()) if rdlen == 16 else ("", ())
-    if rtype in _NAME_TYPES:
-        name, p = read_name(msg, off)
-        return (name, ()) if p <= end else ("", ())
-    if rtype in (T_SVCB, T_HTTPS):
-        return _svcb(msg, off, end, owner)
-    return "", ()
-
-
 def parse_dns(msg: bytes) -> DnsMessage:
     """Decode one DNS message (a UDP payload, or one TCP-framed message body)."""
+    if msg.__class__ is not bytes:  # the name cache needs hashable, searchable bytes
+        msg = bytes(msg)
     n = len(msg)
     if n < 12:
         raise DecodeError("DNS header needs 12 bytes")
-    txid, flags, qdcount, ancount, _ns, _ar = _HEADER.unpack_from(msg, 0)
+    txid, flags, qdcount, ancount, _ns, _ar = _unpack_header(msg, 0)
     p = 12
     if qdcount > MAX_QUESTIONS:
         raise DecodeError(f"qdcount {qdcount} over the {MAX_QUESTIONS} cap")
+    memo: _NameMemo = {}
     questions: list[DnsQuestion] = []
     for _ in range(qdcount):  # each question eats >= 5 bytes, so this is bounded by n
-        name, p = read_name(msg, p)
+        # A known question (see _WIRE_QUESTIONS) costs one dict lookup.
+        z = msg.find(0, p)
+        known = _WIRE_QUESTIONS.get(msg[p : z + 5]) if z >= 0 else None
+        if known is not None:
+            question, memo[p] = known
+            questions.append(question)
+            p = z + 5
+            continue
+        start = p
+        name, p = _read_name_cached(msg, p, memo)
         if p + 4 > n:
             raise DecodeError("question truncated")
-        qtype, qclass = _QTAIL.unpack_from(msg, p)
+        qtype, qclass = _unpack_qtail(msg, p)
         p += 4
-        questions.append(DnsQuestion(name, qtype, qclass))
+        question = _question(name, qtype, qclass)
+        questions.append(question)
+        entry = memo[start]
+        if not entry[1]:  # no pointer: the same bytes are the same question anywhere
+            if len(_WIRE_QUESTIONS) >= _WIRE_NAMES_MAX:
+                _WIRE_QUESTIONS.clear()
+            _WIRE_QUESTIONS[msg[start:p]] = (question, entry)
+    if not ancount:  # every query, and empty answers
+        return _message(
+            txid, bool(flags & 0x8000), (flags >> 11) & 0xF, flags & 0xF, tuple(questions), ()
+        )
 
     answers: list[DnsAnswer] = []
     try:
         for _ in range(min(ancount, MAX_ANSWERS)):
-            owner, p = read_name(msg, p)
+            # Fast path: the owner is one pointer to a name decoded before (the
+            # question's, or a CNAME target), with the checks of _read_name.
+            hit = None
+            if p + 1 < n and msg[p] >= 0xC0:
+                target = ((msg[p] & 0x3F) << 8) | msg[p + 1]
+                if target < p:
+                    hit = memo.get(target)
+            if hit is not None and hit[1] < MAX_POINTERS:
+                owner = hit[0]
+                p += 2
+            else:
+                owner, p = _read_name(msg, p, memo)
             if p + 10 > n:
                 break
-            rtype, _rclass, ttl, rdlen = _RRTAIL.unpack_from(msg, p)
+            rtype, _rclass, ttl, rdlen = _unpack_rrtail(msg, p)
             p += 10
-            if p + rdlen > n:
+            end = p + rdlen
+            if end > n:
                 break
-            try:
-                value, hints = _answer_value(msg, rtype, p, rdlen, owner)
-            except DecodeError:
-                value, hints = "", ()  # a bad name inside RDATA costs only the value
-            answers.append(DnsAnswer(owner, rtype, ttl, value, hints))
-            p += rdlen
+            hints: tuple[str, ...] = ()
+            if rtype == T_A:
+                value = _inet_ntoa(msg[p:end]) if rdlen == 4 else ""
+            elif rtype == T_AAAA:
+                value = _ipv6(msg[p:end]) if rdlen == 16 else ""
+            elif rtype in _NAME_TYPES:
+                try:
+                    value, q = _read_name_cached(msg, p, memo)
+                    if q > end:
+                        value = ""
+                except DecodeError:
+                    value = ""  # a bad name inside RDATA costs only the value
+            elif rtype in (T_SVCB, T_HTTPS):
+                try:
+                    value, hints = _svcb(msg, p, end, owner, memo)
+                except DecodeError:
+                    value = ""
+            else:
+                value = ""
+            answers.append(_answer(owner, rtype, ttl, value, hints))
+            p = end
     except DecodeError:
         pass  # a malformed owner name ends the answer section; keep what parsed
 
-    return DnsMessage(
-        txid=txid,
-        is_response=bool(flags & 0x8000),
-        opcode=(flags >> 11) & 0xF,
-        rcode=flags & 0xF,
-        questions=tuple(questions),
-        answers=tuple(answers),
+    return _message(
+        txid,
+        bool(flags & 0x8000),
+        (flags >> 11) & 0xF,
+        flags & 0xF,
+        tuple(questions),
+        tuple(answers),
     )
 
 

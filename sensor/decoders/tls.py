@@ -13,15 +13,22 @@ ignored, so one odd extension does not cost the whole fingerprint.
 SSLv2-compatible ClientHellos (first byte with the high bit set, e.g. 0x80)
 raise :class:`DecodeError`: they carry no extensions (no SNI/ALPN) and are
 obsolete, so they are not worth a second record shape.
+
+Speed (this is on the hunt hot path): a hello that sits in the first record is
+decoded in place; decoded extensions are memoised by their bytes (bounded,
+emptied when full), so a value depends on those bytes only; the record is
+built by setting its slots.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import struct
+from collections.abc import Callable
+from typing import Any
 
 from sensor.errors import DecodeError, NeedMoreData
-from sensor.records import TlsClientHello
+from sensor.records import TlsClientHello, slot_builder
 
 MAX_STREAM_BYTES = 64 * 1024  # never buffer more than this per stream
 _MAX_RECORD_LEN = 2**14 + 2048  # RFC 8446 5.2 TLSCiphertext bound; plaintext is smaller
@@ -35,9 +42,35 @@ _EXT_SIGNATURE_ALGORITHMS = 0x000D
 _EXT_ALPN = 0x0010
 _EXT_SUPPORTED_VERSIONS = 0x002B
 _EXT_ECH = 0xFE0D
+# Extensions whose content is decoded; the others cost one set test.
+_DECODED = frozenset(
+    {
+        _EXT_SNI,
+        _EXT_SUPPORTED_GROUPS,
+        _EXT_EC_POINT_FORMATS,
+        _EXT_SIGNATURE_ALGORITHMS,
+        _EXT_ALPN,
+        _EXT_SUPPORTED_VERSIONS,
+    }
+)
 
 _U16 = struct.Struct(">H")
 _U16x2 = struct.Struct(">HH")
+_unpack_u16 = _U16.unpack_from
+_unpack_u16x2 = _U16x2.unpack_from
+# Compiled ">{count}H" unpackers for the list lengths seen (bounded by the cap).
+_U16_VECS: dict[int, Callable[[bytes, int], tuple[int, ...]]] = {}
+_U16_VECS_MAX_COUNT = 512
+# Decoded extensions by their bytes (type, length, data): clients send the same
+# ALPN, groups, signature algorithms, versions and SNI again and again, and the
+# value depends on those bytes only. Small extensions only; emptied when full.
+_EXT_VALUES: dict[bytes, Any] = {}
+_EXT_VALUES_MAX = 4096
+_EXT_VALUES_MAX_LEN = 260
+_MISS = object()
+
+
+_hello: Callable[..., TlsClientHello] = slot_builder(TlsClientHello)  # no frozen __init__
 
 
 def looks_like_tls_client_hello(prefix: bytes) -> bool:
@@ -52,31 +85,29 @@ def looks_like_tls_client_hello(prefix: bytes) -> bool:
     return not (n >= 6 and prefix[5] != _HS_CLIENT_HELLO)
 
 
-def _u16_list(buf: bytes, off: int, nbytes: int) -> tuple[int, ...]:
-    """``nbytes`` (rounded down to even) of big-endian u16 values at ``off``."""
-    count = nbytes >> 1
-    if count <= 0:
-        return ()
-    return struct.unpack_from(f">{count}H", buf, off)
+def _u16_vec(count: int) -> Callable[[bytes, int], tuple[int, ...]]:
+    """The unpacker of ``count`` >= 0 big-endian u16 values.
 
-
-def _vec16_u16(buf: bytes, off: int, end: int) -> tuple[int, ...]:
-    """A u16-length-prefixed list of u16 inside [off, end), clipped to what fits."""
-    if end - off < 2:
-        return ()
-    (n,) = _U16.unpack_from(buf, off)
-    return _u16_list(buf, off + 2, min(n, end - off - 2))
+    Used inline as ``(_U16_VECS.get(count) or _u16_vec(count))(buf, off)``: one
+    call less than a helper function, and no format string built per list.
+    """
+    unpack = _U16_VECS.get(count)
+    if unpack is None:
+        unpack = struct.Struct(f">{count}H").unpack_from
+        if count <= _U16_VECS_MAX_COUNT:
+            _U16_VECS[count] = unpack
+    return unpack
 
 
 def _parse_sni(buf: bytes, off: int, end: int) -> str | None:
     if end - off < 2:
         return None
-    (list_len,) = _U16.unpack_from(buf, off)
+    (list_len,) = _unpack_u16(buf, off)
     p = off + 2
     stop = min(end, p + list_len)
     while p + 3 <= stop:
         name_type = buf[p]
-        (n,) = _U16.unpack_from(buf, p + 1)
+        (n,) = _unpack_u16(buf, p + 1)
         p += 3
         if p + n > stop:
             return None
@@ -101,7 +132,7 @@ def _sni_text(raw: bytes) -> str:
 def _parse_alpn(buf: bytes, off: int, end: int) -> tuple[bytes, ...]:
     if end - off < 2:
         return ()
-    (list_len,) = _U16.unpack_from(buf, off)
+    (list_len,) = _unpack_u16(buf, off)
     p = off + 2
     stop = min(end, p + list_len)
     out: list[bytes] = []
@@ -115,19 +146,6 @@ def _parse_alpn(buf: bytes, off: int, end: int) -> tuple[bytes, ...]:
     return tuple(out)
 
 
-def _vec8_u16(buf: bytes, off: int, end: int) -> tuple[int, ...]:
-    if end - off < 1:
-        return ()
-    return _u16_list(buf, off + 1, min(buf[off], end - off - 1))
-
-
-def _vec8_u8(buf: bytes, off: int, end: int) -> tuple[int, ...]:
-    if end - off < 1:
-        return ()
-    n = min(buf[off], end - off - 1)
-    return tuple(buf[off + 1 : off + 1 + n])
-
-
 def parse_client_hello(msg: bytes) -> TlsClientHello:
     """Decode one handshake message that must be a ClientHello.
 
@@ -135,6 +153,8 @@ def parse_client_hello(msg: bytes) -> TlsClientHello:
     length, :class:`DecodeError` when it is not a ClientHello or malformed.
     Bytes after the declared length are ignored.
     """
+    if msg.__class__ is not bytes:  # the extension cache needs hashable slices
+        msg = bytes(msg)
     n = len(msg)
     if n and msg[0] != _HS_CLIENT_HELLO:
         raise DecodeError(f"handshake type {msg[0]} is not ClientHello")
@@ -146,22 +166,30 @@ def parse_client_hello(msg: bytes) -> TlsClientHello:
     end = 4 + body_len
     if n < end:
         raise NeedMoreData(f"ClientHello needs {end} bytes, have {n}")
+    return _hello_body(msg, 0, end)
+
+
+def _hello_body(msg: bytes, h: int, end: int) -> TlsClientHello:
+    """The ClientHello whose handshake header is at ``h`` and that ends at ``end``.
+
+    Reads nothing at or past ``end`` (the caller checked ``len(msg) >= end``), so
+    a hello inside a record is decoded in place, without a copy.
+    """
     # Fixed part: version(2) random(32) session_id(1+n).
-    if body_len < 2 + 32 + 1:
+    if end - h < 4 + 2 + 32 + 1:
         raise DecodeError("ClientHello too short")
-    (legacy_version,) = _U16.unpack_from(msg, 4)
-    p = 4 + 2 + 32
-    sid_len = msg[p]
+    (legacy_version,) = _unpack_u16(msg, h + 4)
+    sid_len = msg[h + 38]
     if sid_len > 32:
         raise DecodeError(f"session_id length {sid_len} > 32")
-    p += 1 + sid_len
+    p = h + 39 + sid_len
     if p + 2 > end:
         raise DecodeError("cipher_suites missing")
-    (cs_len,) = _U16.unpack_from(msg, p)
+    (cs_len,) = _unpack_u16(msg, p)
     p += 2
     if cs_len & 1 or p + cs_len > end:
         raise DecodeError("cipher_suites length invalid")
-    cipher_suites = _u16_list(msg, p, cs_len)
+    cipher_suites = (_U16_VECS.get(cs_len >> 1) or _u16_vec(cs_len >> 1))(msg, p)
     p += cs_len
     if p + 1 > end:
         raise DecodeError("compression_methods missing")
@@ -173,66 +201,79 @@ def parse_client_hello(msg: bytes) -> TlsClientHello:
     p += cm_len
 
     ext_types: list[int] = []
-    sni: str | None = None
-    alpn: tuple[bytes, ...] = ()
-    versions: tuple[int, ...] = ()
-    sig_algs: tuple[int, ...] = ()
-    groups: tuple[int, ...] = ()
-    point_formats: tuple[int, ...] = ()
-    seen: set[int] = set()
+    found: dict[int, Any] = {}  # decoded extension type -> value; the first duplicate wins
     malformed = False
     if p < end:  # extensions are optional (pre-TLS-1.2 clients may omit them)
         if p + 2 > end:
             raise DecodeError("extensions length truncated")
-        (ext_total,) = _U16.unpack_from(msg, p)
+        (ext_total,) = _unpack_u16(msg, p)
         p += 2
         ext_end = p + ext_total
         if ext_end > end:
             raise DecodeError("extensions block overruns the ClientHello")
-        while p < ext_end:
-            if p + 4 > ext_end:
-                malformed = True  # keep what was decoded before the damage
-                break
-            etype, elen = _U16x2.unpack_from(msg, p)
-            p += 4
-            dend = p + elen
-            if dend > ext_end:
-                # a broken extension must not hide the SNI decoded before it (an evasion
-                # trick; tshark and nDPI keep it too): stop here and flag the record
-                malformed = True
-                break
-            ext_types.append(etype)
-            if etype not in seen:  # the first occurrence of a duplicate wins
-                seen.add(etype)
-                if etype == _EXT_SNI:
-                    sni = _parse_sni(msg, p, dend)
-                elif etype == _EXT_ALPN:
-                    alpn = _parse_alpn(msg, p, dend)
-                elif etype == _EXT_SUPPORTED_VERSIONS:
-                    versions = _vec8_u16(msg, p, dend)
-                elif etype == _EXT_SIGNATURE_ALGORITHMS:
-                    sig_algs = _vec16_u16(msg, p, dend)
-                elif etype == _EXT_SUPPORTED_GROUPS:
-                    groups = _vec16_u16(msg, p, dend)
-                elif etype == _EXT_EC_POINT_FORMATS:
-                    point_formats = _vec8_u8(msg, p, dend)
-            p = dend
+        append = ext_types.append
+        try:
+            while p < ext_end:
+                etype, elen = _unpack_u16x2(msg, p)  # struct.error past the buffer
+                q = p + 4  # extension data start
+                p = q + elen  # extension data end
+                if p > ext_end:
+                    # a header or body cut by the block end (a broken extension must
+                    # not hide the SNI decoded before it, an evasion trick; tshark and
+                    # nDPI keep it too): stop here and flag the record
+                    malformed = True
+                    break
+                append(etype)
+                if etype in _DECODED and etype not in found:
+                    if elen > _EXT_VALUES_MAX_LEN:
+                        found[etype] = _ext_value(etype, msg, q, p)
+                        continue
+                    key = msg[q - 4 : p]
+                    value = _EXT_VALUES.get(key, _MISS)
+                    if value is _MISS:
+                        value = _ext_value(etype, msg, q, p)
+                        if len(_EXT_VALUES) >= _EXT_VALUES_MAX:
+                            _EXT_VALUES.clear()
+                        _EXT_VALUES[key] = value
+                    found[etype] = value
+        except struct.error:  # an extension header cut by the end of the buffer
+            malformed = True
 
-    return TlsClientHello(
-        legacy_version=legacy_version,
-        cipher_suites=cipher_suites,
-        compression_methods=compression,
-        extensions=tuple(ext_types),
-        sni=sni,
-        alpn=alpn,
-        supported_versions=versions,
-        signature_algorithms=sig_algs,
-        supported_groups=groups,
-        ec_point_formats=point_formats,
-        has_ech=_EXT_ECH in seen,
-        session_id_len=sid_len,
-        malformed=malformed,
+    return _hello(
+        legacy_version,
+        cipher_suites,
+        compression,
+        tuple(ext_types),
+        found.get(_EXT_SNI),
+        found.get(_EXT_ALPN, ()),
+        found.get(_EXT_SUPPORTED_VERSIONS, ()),
+        found.get(_EXT_SIGNATURE_ALGORITHMS, ()),
+        found.get(_EXT_SUPPORTED_GROUPS, ()),
+        found.get(_EXT_EC_POINT_FORMATS, ()),
+        _EXT_ECH in ext_types,
+        sid_len,
+        malformed,
     )
+
+
+def _ext_value(etype: int, msg: bytes, q: int, p: int) -> Any:
+    """The decoded content of the extension ``etype`` (one of _DECODED) in [q, p)."""
+    elen = p - q
+    if etype == _EXT_SNI:
+        return _parse_sni(msg, q, p)
+    if etype == _EXT_ALPN:
+        return _parse_alpn(msg, q, p)
+    if etype in (_EXT_SUPPORTED_GROUPS, _EXT_SIGNATURE_ALGORITHMS):
+        if elen < 2:
+            return ()
+        k = min(_unpack_u16(msg, q)[0], elen - 2) >> 1
+        return (_U16_VECS.get(k) or _u16_vec(k))(msg, q + 2)
+    if elen < 1:
+        return ()
+    if etype == _EXT_SUPPORTED_VERSIONS:
+        k = min(msg[q], elen - 1) >> 1
+        return (_U16_VECS.get(k) or _u16_vec(k))(msg, q + 1)
+    return tuple(msg[q + 1 : q + 1 + min(msg[q], elen - 1)])  # ec_point_formats
 
 
 def client_hello_from_stream(data: bytes) -> TlsClientHello:
@@ -244,6 +285,8 @@ def client_hello_from_stream(data: bytes) -> TlsClientHello:
     """
     if not data:
         raise NeedMoreData("empty stream")
+    if data.__class__ is not bytes:  # the hello is decoded in place (hashable slices)
+        data = bytes(data)
     if data[0] & 0x80:
         raise DecodeError("SSLv2-compatible ClientHello is not decoded")
     if data[0] != _CONTENT_HANDSHAKE:
@@ -255,15 +298,26 @@ def client_hello_from_stream(data: bytes) -> TlsClientHello:
 
     # Fast path: the whole ClientHello sits in the first record.
     if n >= 9:
-        _check_record_header(data, 0)
-        (rec_len,) = _U16.unpack_from(data, 3)
+        if data[1] != 3 or data[2] > 4:
+            _check_record_header(data, 0)  # raises
+        (rec_len,) = _unpack_u16(data, 3)
+        if rec_len == 0 or rec_len > _MAX_RECORD_LEN:
+            raise DecodeError(f"record length {rec_len} invalid")
         if rec_len >= 4:  # else the handshake header itself spans records
             if data[5] != _HS_CLIENT_HELLO:
                 raise DecodeError(f"handshake type {data[5]} is not ClientHello")
             need = 4 + int.from_bytes(data[6:9], "big")
-            _check_need(need)
-            if need <= rec_len and 5 + need <= n:
-                return parse_client_hello(data[5 : 5 + need])
+            if need > MAX_STREAM_BYTES:
+                _check_need(need)  # raises
+            if need <= rec_len:
+                if 5 + need <= n:  # same as parse_client_hello(data[5 : 5 + need])
+                    return _hello_body(data, 5, 5 + need)
+                # Cut inside this record: the loop below would only gather it and wait.
+                if capped:
+                    raise DecodeError(
+                        f"no complete ClientHello in the first {MAX_STREAM_BYTES} bytes"
+                    )
+                raise NeedMoreData("ClientHello continues in later segments")
 
     hs = bytearray()
     need = -1  # handshake bytes needed, known once the 4-byte header is in

@@ -280,3 +280,75 @@ def test_address_text_is_ipaddress_text(v6: bytes, v4: bytes) -> None:
     a6, a4 = parse_dns(raw).answers
     assert a6.value == str(ipaddress.IPv6Address(v6))
     assert a4.value == str(ipaddress.IPv4Address(v4))
+
+
+def test_caps_hold_when_a_decoded_name_is_reused() -> None:
+    # parse_dns reuses names it decoded (per message, and across messages for
+    # uncompressed ones): a pointer to one must still count its jumps and bytes.
+    long_q = name(*[b"q" * 63] * 3, b"r" * 56) + struct.pack(">HH", 1, 1)  # 250 wire bytes
+    raw = header(an=2) + long_q
+    raw += rr(b"\x03abc" + PTR_Q, 1, bytes(4))  # 254 bytes: fits
+    raw += rr(b"\x05abcde" + PTR_Q, 1, bytes(4))  # 256 bytes: ends the answers
+    msg = parse_dns(raw)
+    assert [a.name[:4] for a in msg.answers] == ["abc."]
+    assert msg.answers[0].name == read_name(raw, 12 + len(long_q))[0]
+    for jumps, n_answers in ((127, 3), (128, 2)):
+        # TXT RDATA holds a pointer chain; a CNAME's RDATA is one more jump onto it
+        # (a name of `jumps` jumps, decoded and kept); an A owner points at that RDATA.
+        chain, off = _pointer_chain(jumps - 1, prefix=bytes(23))
+        rdata = chain[23:]
+        raw = header(qd=0, an=3) + b"\x00" + struct.pack(">HHIH", 16, 1, 1, len(rdata)) + rdata
+        cname_rdata = len(raw) + 11
+        raw += rr(b"\x00", 5, struct.pack(">H", 0xC000 | off))
+        raw += rr(struct.pack(">H", 0xC000 | cname_rdata), 1, bytes(4))
+        msg = parse_dns(raw)
+        assert len(msg.answers) == n_answers, jumps
+        assert msg.answers[1].value == "end"
+        assert read_name(raw, cname_rdata) == ("end", cname_rdata + 2)
+        if n_answers == 2:
+            with pytest.raises(DecodeError):
+                read_name(raw, cname_rdata + 2)  # the A owner: 129 jumps
+        else:
+            assert msg.answers[2].name == "end"
+
+
+@settings(max_examples=150)
+@given(
+    st.lists(
+        st.lists(st.binary(min_size=1, max_size=6), min_size=1, max_size=4),
+        min_size=1,
+        max_size=6,
+    ),
+    st.lists(st.sampled_from([b"\x00", b"\x01", b"\x03", b"\xc0"]), max_size=3),
+)
+def test_results_do_not_depend_on_earlier_messages(
+    names: list[list[bytes]], junk: list[bytes]
+) -> None:
+    # Look-alike names (zero bytes inside labels, shared prefixes) in queries and
+    # CNAME responses decode the same whatever was decoded before, and as read_name.
+    msgs = []
+    for labels in names:
+        wire = name(*labels)
+        msgs.append(header(qd=1) + wire + struct.pack(">HH", 1, 1) + b"".join(junk))
+        resp = header(an=2) + wire + struct.pack(">HH", 1, 1) + rr(PTR_Q, 5, wire)
+        msgs.append(resp + rr(struct.pack(">H", 0xC000 | (len(resp) - len(wire))), 1, bytes(4)))
+    forward = [parse_dns(m) for m in msgs]
+    backward = [parse_dns(m) for m in reversed(msgs)][::-1]
+    assert forward == backward
+    for m, got in zip(msgs, forward, strict=True):
+        assert got.questions[0].name == read_name(m, 12)[0]
+        for a in got.answers:
+            assert a.name == got.questions[0].name
+
+
+def test_records_are_built_by_the_fast_constructors() -> None:
+    # parse_dns sets the record slots directly (sensor.records.slot_builder: a frozen
+    # __init__ costs more than the decoding); the records are still equal and hashable.
+    from sensor.decoders import dns
+
+    assert dns._question is not DnsQuestion
+    assert dns._answer is not DnsAnswer
+    assert dns._message is not DnsMessage
+    got = parse_dns(_response_with_answers())
+    assert got.questions[0] == DnsQuestion("api.openai.com", 1, 1)
+    assert hash(got.answers[1]) == hash(DnsAnswer("cdn.example.net", 1, 300, "1.2.3.4", ()))

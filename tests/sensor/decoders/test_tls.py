@@ -313,3 +313,31 @@ def test_random_extensions(exts: list[bytes]) -> None:
     body = [_ext(0x10 + i % 50, e) for i, e in enumerate(exts)]
     ch = parse_client_hello(build_hello(body))
     assert len(ch.extensions) == len(exts)
+
+
+def test_hello_decoded_inside_its_record_ignores_what_follows() -> None:
+    # The hello is decoded in place from the first record: bytes after it in the
+    # same record (another handshake message) or a header cut at its end change nothing.
+    sni = _ext(0x0000, struct.pack(">HBH", 16, 0, 13) + b"e.example.com")
+    for msg in (
+        build_hello(FULL_EXTS),
+        build_hello([sni, b"\x00"]),
+        build_hello([sni, b"\x00\x10"]),
+    ):
+        want = parse_client_hello(msg)
+        assert client_hello_from_stream(records(msg + b"\x10\x00\x00\x02\xff\xff")) == want
+        assert client_hello_from_stream(records(msg)) == want
+    assert want.malformed and want.sni == "e.example.com"
+
+
+def test_records_are_built_by_the_fast_constructor() -> None:
+    # The decoder sets the record slots directly (sensor.records.slot_builder: the
+    # frozen __init__ is slow); the record is still equal and hashable.
+    from sensor.decoders import tls
+
+    assert tls._hello is not TlsClientHello
+    ch = parse_client_hello(build_hello([sni_ext(b"a.b")]))
+    assert ch == TlsClientHello(
+        0x0303, (0x1301, 0x1302, 0xC02B), (0,), (0,), "a.b", (), (), (), (), (), False, 32, False
+    )
+    assert hash(ch) == hash(TlsClientHello(**{f: getattr(ch, f) for f in ch.__slots__}))
