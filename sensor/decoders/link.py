@@ -504,19 +504,20 @@ def _network(r: _Reader, l3: I64, et: I64, end: I64, n: int) -> Columns:
     pay_len = np.zeros(n, dtype=np.int64)
 
     tcp = ok & (proto == PROTO_TCP) & (l4 >= 0) & (l4 + 20 <= ip_end)
+    udp = ok & (proto == PROTO_UDP) & (l4 >= 0) & (l4 + 8 <= ip_end)
+    tu = tcp | udp
+    if tu.any():
+        ports = r.be32u(l4)  # both ports in one read: source << 16 | destination
+        sport = np.where(tu, ports >> 16, sport)
+        dport = np.where(tu, ports & 0xFFFF, dport)
     if tcp.any():
-        sport = np.where(tcp, r.be16(l4, tcp), sport)
-        dport = np.where(tcp, r.be16(l4 + 2, tcp), dport)
         seq = np.where(tcp, r.be32u(l4 + 4), seq)
         doff = (r.u8(l4 + 12, tcp) >> 4) * 4
         flags = np.where(tcp, r.u8(l4 + 13, tcp), flags)
         tp = tcp & (doff >= 20)
         pay_off = np.where(tp, l4 + doff, pay_off)
         pay_len = np.where(tp, np.maximum(ip_end - (l4 + doff), 0), pay_len)
-    udp = ok & (proto == PROTO_UDP) & (l4 >= 0) & (l4 + 8 <= ip_end)
     if udp.any():
-        sport = np.where(udp, r.be16(l4, udp), sport)
-        dport = np.where(udp, r.be16(l4 + 2, udp), dport)
         pay_off = np.where(udp, l4 + 8, pay_off)
         pay_len = np.where(udp, np.maximum(ip_end - (l4 + 8), 0), pay_len)
     other = ok & (proto != PROTO_TCP) & (proto != PROTO_UDP) & (l4 >= 0)
