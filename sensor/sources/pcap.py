@@ -1,9 +1,11 @@
 """Classic libpcap files: global header and the record-header walk.
 
-The walk is the sequential part of reading a capture, so it is a minimal
-pure-Python loop that collects only the position of each record's caplen
-field; everything else (timestamps, origlens, validation) is gathered
-afterwards with numpy over the same buffer, without copying packet bytes.
+The walk is the sequential part of reading a capture (each record's length
+says where the next starts), so it collects only the position of each
+record's caplen field; everything else (timestamps, origlens, validation) is
+gathered afterwards with numpy over the same buffer, without copying packet
+bytes. The walk runs in the small optional C helper ``sensor._walk`` when it
+was built, else in the pure-Python loops here, which define its behaviour.
 
 Parsers here and in :mod:`sensor.sources.pcapng` share one interface
 (:class:`RecordParser`): ``parse`` looks at ``buf[start:end]``, walks headers
@@ -22,6 +24,11 @@ import numpy.typing as npt
 from numpy.lib.stride_tricks import as_strided
 
 from sensor.errors import InputError
+
+try:  # built by setup.py when a C compiler is present; the Python walks are the fallback
+    import sensor._walk as _cwalk
+except ImportError:  # pragma: no cover - depends on the install
+    _cwalk = None  # type: ignore[assignment]
 
 # Larger than any sane snaplen (libpcap's MAXIMUM_SNAPLEN); bigger is damage.
 MAX_CAPLEN = 262144
@@ -119,6 +126,25 @@ class RecordParser(Protocol):
         ...
 
 
+def walk(mv: memoryview, start: int, walk_end: int, order: str,
+         use_c: bool | None = None) -> npt.NDArray[np.int64]:
+    """Positions of caplen fields (record start + 8) of the records whose caplen field
+    lies in ``[0, walk_end)``, then the position of the first record not walked.
+
+    ``use_c`` None: the C helper when built. Both give the same positions.
+    """
+    if use_c is None:
+        use_c = _cwalk is not None
+    if use_c:
+        assert _cwalk is not None
+        out = np.empty(max(0, walk_end - start) // 16 + 2, dtype=np.int64)
+        n = _cwalk.pcap_walk(mv, start, walk_end, order != _NATIVE, out)
+        return out[:n]
+    pos = walk_native(mv, start, walk_end) if order == _NATIVE else walk_struct(
+        mv, start, walk_end, order)
+    return np.array(pos, dtype=np.int64)
+
+
 def walk_native(mv: memoryview, start: int, walk_end: int) -> list[int]:
     """Positions of caplen fields (record start + 8), native byte order.
 
@@ -200,11 +226,7 @@ class PcapParser:
     def parse(
         self, buf: _U8, mv: memoryview, start: int, walk_end: int, end: int, final: bool
     ) -> Parsed:
-        if self.header.order == _NATIVE:
-            pos = walk_native(mv, start, walk_end)
-        else:
-            pos = walk_struct(mv, start, walk_end, self.header.order)
-        p = np.array(pos, dtype=np.int64)
+        p = walk(mv, start, walk_end, self.header.order)
         # record i spans [p[i]-8, p[i+1]-8): caplen comes from the walk itself
         offs = p[:-1] - 8
         rec_end = p[1:] - 8

@@ -19,6 +19,11 @@ import numpy.typing as npt
 from sensor.errors import InputError
 from sensor.sources.pcap import MAX_CAPLEN, Parsed, Records, gather_rows
 
+try:  # the optional C walk (setup.py); the Python walks below are the fallback
+    import sensor._walk as _cwalk
+except ImportError:  # pragma: no cover - depends on the install
+    _cwalk = None  # type: ignore[assignment]
+
 SHB = 0x0A0D0D0A
 IDB = 0x00000001
 PB = 0x00000002  # obsolete Packet Block
@@ -100,6 +105,22 @@ def ticks_to_ns(ticks: _U64, tsresol: int) -> _I64:
     return ns.astype(np.int64)
 
 
+def walk(mv: memoryview, start: int, walk_end: int, order: str,
+         use_c: bool | None = None) -> npt.NDArray[np.int64]:
+    """Word positions (relative to ``start``) of the blocks, then the first not walked
+    (see :func:`walk_native`); the C helper when built (``use_c`` None), same result."""
+    if use_c is None:
+        use_c = _cwalk is not None
+    if use_c:
+        assert _cwalk is not None
+        out = np.empty(max(0, walk_end - start) // 4 + 2, dtype=np.int64)
+        n = _cwalk.pcapng_walk(mv, start, walk_end, order != _NATIVE, out)
+        return out[:n]
+    ws = walk_native(mv, start, walk_end) if order == _NATIVE else walk_struct(
+        mv, start, walk_end, order)
+    return np.array(ws, dtype=np.int64)
+
+
 def walk_native(mv: memoryview, start: int, walk_end: int) -> list[int]:
     """Word positions (relative to ``start``) of blocks; native byte order.
 
@@ -151,13 +172,10 @@ class PcapngParser:
         self, buf: _U8, mv: memoryview, start: int, walk_end: int, end: int, final: bool
     ) -> Parsed:
         order = self.order
-        if order == _NATIVE:
-            ws = walk_native(mv, start, walk_end)
-        else:
-            ws = walk_struct(mv, start, walk_end, order)
+        ws = walk(mv, start, walk_end, order)
         nwords = (end - start) // 4
         words = buf[start : start + nwords * 4].view(order + "u4")
-        w = np.array(ws[:-1], dtype=np.int64)
+        w = ws[:-1]
         stop = len(w)
         # stop reason for blocks[stop:]: None = resume there, str = damage
         why: str | None = None
@@ -223,7 +241,7 @@ class PcapngParser:
         if stop < len(ws) - 1:
             next_pos = start + 4 * int(ws[stop])
         else:
-            next_pos = start + 4 * ws[-1]
+            next_pos = start + 4 * int(ws[-1])
             if final and walk_end >= end and next_pos < end:
                 why = f"truncated block header ({end - next_pos} bytes left)"
         if incomplete and final:
