@@ -107,8 +107,9 @@ def open_text(path: Path) -> IO[str]:
     return io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="\n")
 
 
-def _sep(v: str) -> str:
-    return unescape_tsv(v) if v.startswith("\\x") else v
+def _sep(v: str, default: str) -> str:
+    # an empty separator (a damaged header) cannot split anything: keep the default
+    return (unescape_tsv(v) if v.startswith("\\x") else v) or default
 
 
 # -- TSV ----------------------------------------------------------------------------------
@@ -174,14 +175,14 @@ def _none(_s: str) -> None:
 def header_line(h: TsvHeader, line: str) -> TsvHeader:
     """Apply one ``#`` line; a new ``#separator`` starts a new header (concatenated logs)."""
     if line.startswith("#separator"):
-        return TsvHeader(sep=_sep(line[len("#separator"):].strip()))
+        return TsvHeader(sep=_sep(line[len("#separator"):].strip(), "\t"))
     key, _, val = line[1:].partition(h.sep)
     if key == "fields":
         h.fields = tuple(val.split(h.sep))
     elif key == "types":
         h.types = tuple(val.split(h.sep))
     elif key == "set_separator":
-        h.set_sep = _sep(val)
+        h.set_sep = _sep(val, ",")
     elif key == "empty_field":
         h.empty = val
     elif key == "unset_field":

@@ -309,6 +309,15 @@ def test_hostile_lines_never_raise(lines: list[str]) -> None:
     assert st.lines == len(head) + len(lines) + (1 if len(lines) >= 17 else 0)
 
 
+def test_an_empty_separator_line_keeps_the_default() -> None:
+    # found by the test above: "#separator " then a data row used to split on ""
+    st = ReadStats()
+    parser = ZeekLineParser("conn", st, RowConverter(st))
+    for line in ["#separator ", "#set_separator\t", "0", "a\tb"]:
+        assert parser.feed(line) == []
+    assert st.lines == 4
+
+
 @pytest.mark.corpus
 def test_wrccdc_tsv_and_json_give_identical_records() -> None:
     """Zeek 3.0.0 wrote the same WRCCDC events in TSV and JSON-streaming form."""
