@@ -35,6 +35,7 @@ I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
 
 _DIR_SALT = np.uint64(0x5BD1E9955BD1E995)
+_DIR_FLIP = int(_DIR_SALT)  # dk ^ _DIR_FLIP: the same flow's other direction
 _HOSTNAME = re.compile(r"(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_-]{1,63}")
 
 
@@ -523,6 +524,8 @@ class Dissector:
                 if len(self._quic) >= self.settings.max_pending_streams:
                     self._quic.clear()
                 conn = self._quic[dk] = _QuicConn(quic_dec.CryptoReassembler(), pkt.key_dcid)
+                # the server's Initials (other keys, no ClientHello) need no decryption attempt
+                self._quic[dk ^ _DIR_FLIP] = _QuicConn(conn.crypto, b"", done=True)
             for off, chunk in pkt.crypto:
                 conn.crypto.add(off, chunk)
         if conn is None:
