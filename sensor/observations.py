@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sensor.decoders.ja4 import ja4
+from sensor.decoders.ja4 import ja4_pair
 from sensor.errors import InputError
 from sensor.findings import rfc3339
 from sensor.flows import community_id
@@ -21,12 +21,28 @@ _TLS_VERSIONS = {0x0300: "SSLv3", 0x0301: "TLSv1.0", 0x0302: "TLSv1.1", 0x0303: 
                  0x0304: "TLSv1.3"}
 
 
-def _is_grease(v: int) -> bool:
-    return (v & 0x0F0F) == 0x0A0A and (v >> 8) == (v & 0xFF)
+_GREASE = frozenset(range(0x0A0A, 0x10000, 0x1010))  # RFC 8701 values (0x?a?a, equal bytes)
+_version_names: dict[tuple[int, ...], list[str]] = {}
+_alpn_text: dict[tuple[bytes, ...], list[str]] = {}
 
 
 def tls_version_names(versions: tuple[int, ...]) -> list[str]:
-    return [_TLS_VERSIONS.get(v, f"0x{v:04x}") for v in versions if not _is_grease(v)]
+    names = _version_names.get(versions)
+    if names is None:  # clients offer a handful of version lists: name each once
+        if len(_version_names) >= 4096:
+            _version_names.clear()
+        names = _version_names[versions] = [_TLS_VERSIONS.get(v, f"0x{v:04x}")
+                                            for v in versions if v not in _GREASE]
+    return list(names)
+
+
+def _alpn_list(alpn: tuple[bytes, ...]) -> list[str]:
+    names = _alpn_text.get(alpn)
+    if names is None:
+        if len(_alpn_text) >= 4096:
+            _alpn_text.clear()
+        names = _alpn_text[alpn] = [a.decode("utf-8", "backslashreplace") for a in alpn]
+    return list(names)
 
 
 _cid_cache: dict[tuple[str, int, str, int, int], str] = {}
@@ -58,11 +74,12 @@ def observation_dict(o: Observation) -> dict[str, Any]:
     }
     p = o.payload
     if isinstance(p, TlsClientHello):
-        d.update(sni=p.sni, alpn=list(p.alpn_str),
+        d.update(sni=p.sni, alpn=_alpn_list(p.alpn),
                  versions=tls_version_names(p.supported_versions or (p.legacy_version,)),
                  legacy_version=f"0x{p.legacy_version:04x}", has_ech=p.has_ech,
                  cipher_suites=len(p.cipher_suites), extensions=len(p.extensions))
-        d["ja4"] = ja4(p, "q" if o.transport == "udp" else "t")
+        # the pair fills both caches: the finding for this flow needs JA4_r as well
+        d["ja4"] = ja4_pair(p, "q" if o.transport == "udp" else "t")[0]
     elif isinstance(p, DnsMessage):
         q = p.questions[0] if p.questions else None
         d.update(txid=p.txid, is_response=p.is_response, opcode=p.opcode, rcode=p.rcode,
