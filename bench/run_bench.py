@@ -39,7 +39,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PEERS = HERE / "peers"
 SAMPLE_S = 0.05
-ALL_TOOLS = ("shadowai", "tshark", "nfstream", "dpkt")
+ALL_TOOLS = ("shadowai", "shadowai-findings", "tshark", "nfstream", "dpkt")
 
 # What each category is compared against in the truth file.  Flow exporters
 # (nfstream) report one name per flow, so they get the per-flow views.
@@ -266,6 +266,13 @@ def tools() -> dict[str, Tool]:
             str(work / "findings.jsonl"),
         ]
 
+    def shadowai_findings_cmd(cap: Path, work: Path) -> list[str] | None:
+        # the hunt as deployed: findings only (its names are checked by the run above)
+        b = shadowai_bin()
+        if b is None:
+            return None
+        return [b, "hunt", str(cap), "--output", str(work / "findings-only.jsonl")]
+
     def tshark_cmd(cap: Path, work: Path) -> list[str] | None:
         if not shutil.which("tshark"):
             return None
@@ -306,6 +313,11 @@ def tools() -> dict[str, Tool]:
             shadowai_cmd,
             lambda out, work: count_shadowai_observations(work / "obs.jsonl"),
             "shadowai hunt (observations JSONL)",
+        ),
+        "shadowai-findings": (
+            shadowai_findings_cmd,
+            lambda out, work: Extracted(),
+            "shadowai hunt (findings only; names checked in the run with observations)",
         ),
         "tshark": (
             tshark_cmd,

@@ -117,6 +117,14 @@ def ip_halves(text: str) -> tuple[int, int]:
 _BLOCK = 96
 
 
+def _isin(a: A, values: tuple[int, ...]) -> B:
+    """``np.isin`` for a handful of constants: a few comparisons, without its set-up cost."""
+    out: B = a == values[0]
+    for v in values[1:]:
+        out |= a == v
+    return out
+
+
 class _Reader:
     """Gathers from the batch at one position per packet.
 
@@ -283,7 +291,7 @@ def _link(r: _Reader, start: I64, end: I64, lt: I64) -> tuple[I64, I64, U64, U16
         lo = r.be32u(start + 8).astype(np.uint64)
         mac = np.where(eth, (hi << np.uint64(32)) | lo, np.uint64(0)).astype(np.uint64)
         for _ in range(3):  # 802.1Q, QinQ (802.1ad), and one more
-            tagged = eth & np.isin(e_et, _ETH_VLAN) & (pos + 4 <= end)
+            tagged = eth & _isin(e_et, _ETH_VLAN) & (pos + 4 <= end)
             if not tagged.any():
                 break
             tci = r.be16(pos, tagged)
@@ -303,7 +311,7 @@ def _link(r: _Reader, start: I64, end: I64, lt: I64) -> tuple[I64, I64, U64, U16
             e_et = np.where(pppoe, np.where(ppp == 0x21, _ETH_IPV4,
                                             np.where(ppp == 0x57, _ETH_IPV6, 0)), e_et)
             pos = np.where(pppoe, pos + 8, pos)
-        mpls = eth & np.isin(e_et, _ETH_MPLS)
+        mpls = eth & _isin(e_et, _ETH_MPLS)
         if mpls.any():
             # pop labels to the bottom of stack, then guess IPv4/IPv6 by nibble
             live = mpls.copy()
@@ -320,7 +328,7 @@ def _link(r: _Reader, start: I64, end: I64, lt: I64) -> tuple[I64, I64, U64, U16
         l3 = np.where(eth, pos, l3)
         et = np.where(eth, e_et, et)
 
-    wifi = np.isin(lt, (LINKTYPE_IEEE802_11, LINKTYPE_IEEE802_11_RADIOTAP)) & (start + 8 <= end)
+    wifi = _isin(lt, (LINKTYPE_IEEE802_11, LINKTYPE_IEEE802_11_RADIOTAP)) & (start + 8 <= end)
     if wifi.any():
         l3, et, mac = _wifi(r, start, end, lt, wifi, l3, et, mac)
     nflog = (lt == LINKTYPE_NFLOG) & (start + 8 <= end)
@@ -358,11 +366,11 @@ def _link(r: _Reader, start: I64, end: I64, lt: I64) -> tuple[I64, I64, U64, U16
         fam_le = r.le32(start, null)
         fam_be = r.be32(start, null)
         fam = np.where(fam_le < 256, fam_le, fam_be)
-        v6 = np.isin(fam, (10, 24, 28, 30))
+        v6 = _isin(fam, (10, 24, 28, 30))
         et = np.where(null, np.where(fam == 2, _ETH_IPV4, np.where(v6, _ETH_IPV6, 0)), et)
         l3 = np.where(null, start + 4, l3)
 
-    raw = np.isin(lt, (LINKTYPE_RAW, *LINKTYPE_RAW_ALT, _LT_IP)) & (start < end)
+    raw = _isin(lt, (LINKTYPE_RAW, *LINKTYPE_RAW_ALT, _LT_IP)) & (start < end)
     if raw.any():
         nib = r.u8(start, raw) >> 4
         et = np.where(raw, np.where(nib == 4, _ETH_IPV4, np.where(nib == 6, _ETH_IPV6, 0)), et)
@@ -478,7 +486,7 @@ def _network(r: _Reader, l3: I64, et: I64, end: I64, n: int) -> Columns:
         live = v6.copy()
         nonfirst6 = np.zeros(n, dtype=bool)
         for _ in range(6):
-            ext = live & np.isin(nh, _IPV6_EXT) & (pos + 8 <= end)
+            ext = live & _isin(nh, _IPV6_EXT) & (pos + 8 <= end)
             if not ext.any():
                 break
             is_frag = ext & (nh == 44)
@@ -562,7 +570,7 @@ def _tunnel(r: _Reader, c: Columns, end: I64) -> tuple[I64, I64]:
     dport = c.dport.astype(np.int64)
     ok = c.ok & ~c.fragment
 
-    ipip = ok & np.isin(proto, (4, 41)) & (plen >= 20)
+    ipip = ok & _isin(proto, (4, 41)) & (plen >= 20)
     inner = np.where(ipip, p, inner)
     ilt = np.where(ipip, _LT_IP, ilt)
 
@@ -577,7 +585,7 @@ def _tunnel(r: _Reader, c: Columns, end: I64) -> tuple[I64, I64]:
         # PPTP's enhanced GRE (version 1) carries PPP; v1 has key always and optional ack
         hl = np.where(ver == 1, 8 + np.where(fl & 0x1000, 4, 0) + np.where(fl & 0x0080, 4, 0), hl)
         pos = p + hl
-        is_ip = gre & np.isin(ptype, (_ETH_IPV4, _ETH_IPV6)) & (ver == 0)
+        is_ip = gre & _isin(ptype, (_ETH_IPV4, _ETH_IPV6)) & (ver == 0)
         is_teb = gre & (ptype == _ETH_TEB) & (ver == 0)
         erspan2 = gre & (ptype == 0x88BE)
         erspan3 = gre & (ptype == 0x22EB)
@@ -589,7 +597,7 @@ def _tunnel(r: _Reader, c: Columns, end: I64) -> tuple[I64, I64]:
             pb = r.u8(pos, ppp)
             pw = np.where(pb & 1, 1, 2)
             pproto = np.where(pw == 1, pb, r.be16(pos, ppp))
-            ppp &= np.isin(pproto, (0x21, 0x57))
+            ppp &= _isin(pproto, (0x21, 0x57))
             pos = np.where(ppp, pos + pw, pos)
         e3flags = r.u8(pos + 11, erspan3)
         e3len = 12 + np.where(e3flags & 1, 8, 0)
@@ -622,7 +630,7 @@ def _tunnel(r: _Reader, c: Columns, end: I64) -> tuple[I64, I64]:
         optlen = (r.u8(p, gen) & 0x3F) * 4
         gtype = r.be16(p + 2, gen)
         gen_eth = gen & (gtype == _ETH_TEB)
-        gen_ip = gen & np.isin(gtype, (_ETH_IPV4, _ETH_IPV6))
+        gen_ip = gen & _isin(gtype, (_ETH_IPV4, _ETH_IPV6))
         inner = np.where(gen_eth | gen_ip, p + 8 + optlen, inner)
         ilt = np.where(gen_eth, LINKTYPE_ETHERNET, np.where(gen_ip, _LT_IP, ilt))
     gtp = udp & ((dport == 2152) | (sport == 2152)) & (plen >= 8)
@@ -668,7 +676,7 @@ def _tunnel(r: _Reader, c: Columns, end: I64) -> tuple[I64, I64]:
         b1 = r.u8(p + 1, ay)
         nh = r.u8(p + 3, ay)
         hl = 8 + np.left_shift(1, b0 >> 4) + (b1 >> 4) * 4
-        ay &= np.isin(nh, (4, 41))
+        ay &= _isin(nh, (4, 41))
         inner = np.where(ay, p + hl, inner)
         ilt = np.where(ay, _LT_IP, ilt)
     return inner, ilt
