@@ -38,8 +38,7 @@ class RotatingFileSink:
         if self._size and ((self.max_bytes and self._size + n > self.max_bytes)
                            or (self.rotate_s and time.time() - self._opened >= self.rotate_s)):
             self._rotate()
-        self._fh.write(line)
-        self._fh.write(b"\n")
+        self._fh.write(line + b"\n")  # one call: this runs per observation with --observations
         self._size += n
         self.written += 1
 

@@ -16,13 +16,14 @@ class JsonlSink:
     def __init__(self, path: str | Path | None) -> None:
         self._out: RotatingFileSink | StdoutSink = (
             StdoutSink() if path in (None, "-") else RotatingFileSink(str(path), truncate=True))
+        self._write = self._out.write
 
     @property
     def written(self) -> int:
         return self._out.written
 
     def write(self, obj: dict[str, Any]) -> None:
-        self._out.write(dumps(obj))
+        self._write(dumps(obj))
 
     def close(self) -> None:
         self._out.close()
