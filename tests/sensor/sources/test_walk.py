@@ -73,3 +73,23 @@ def test_bad_arguments_are_errors_not_crashes() -> None:
     out = np.empty(10, np.int64)
     n = pcap._cwalk.pcap_walk(b"\0" * 40, 0, 10**9, False, out)
     assert out[:n].tolist() == [8, 24, 40]
+
+
+@pytest.mark.parametrize("name", ["sample.pcap"])
+def test_a_capture_reads_the_same_without_the_c_walk(
+        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    from sensor.sources.capture import open_capture
+
+    path = Path(__file__).resolve().parents[3] / "pcaps" / name
+
+    def records() -> list[tuple[int, int, int]]:
+        with open_capture(path) as r:
+            return [(int(o), int(c), int(t)) for b in r.batches(64)
+                    for o, c, t in zip(b.offsets, b.caplens, b.ts_ns, strict=True)]
+
+    with_c = records()
+    monkeypatch.setattr(pcap, "_cwalk", None)
+    monkeypatch.setattr(pcapng, "_cwalk", None)
+    assert records() == with_c and len(with_c) > 10
