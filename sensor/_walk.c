@@ -20,6 +20,23 @@ static inline uint32_t load_u32(const unsigned char *p, int swap) {
     return swap ? __builtin_bswap32(v) : v;
 }
 
+/* The arguments both walks take: (buf, start, walk_end, swap, out). 0, or -1 with an
+ * exception set and nothing held. walk_end is clamped to the buffer. */
+static int walk_args(PyObject *args, Py_buffer *src, Py_ssize_t *start, Py_ssize_t *walk_end,
+                     int *swap, Py_buffer *out) {
+    if (!PyArg_ParseTuple(args, "y*nnpw*", src, start, walk_end, swap, out))
+        return -1;
+    if (out->len % 8 != 0 || *start < 0) {
+        PyBuffer_Release(src);
+        PyBuffer_Release(out);
+        PyErr_SetString(PyExc_ValueError, "out must hold int64 values and start be >= 0");
+        return -1;
+    }
+    if (*walk_end > src->len)
+        *walk_end = src->len;
+    return 0;
+}
+
 /* pcap_walk(buf, start, walk_end, swap, out) -> n
  * Positions of caplen fields (record start + 8) written to `out` (int64): the
  * records whose caplen field lies in [0, walk_end), then the position of the first
@@ -28,17 +45,9 @@ static PyObject *pcap_walk(PyObject *self, PyObject *args) {
     Py_buffer src, out;
     Py_ssize_t start, walk_end;
     int swap;
-    if (!PyArg_ParseTuple(args, "y*nnpw*", &src, &start, &walk_end, &swap, &out))
+    if (walk_args(args, &src, &start, &walk_end, &swap, &out) < 0)
         return NULL;
     Py_ssize_t n = 0;
-    if (out.len % 8 != 0 || start < 0) {
-        PyBuffer_Release(&src);
-        PyBuffer_Release(&out);
-        PyErr_SetString(PyExc_ValueError, "out must hold int64 values and start be >= 0");
-        return NULL;
-    }
-    if (walk_end > src.len)
-        walk_end = src.len;
     const unsigned char *b = (const unsigned char *)src.buf;
     int64_t *pos = (int64_t *)out.buf;
     Py_ssize_t cap = out.len / 8;
@@ -69,16 +78,8 @@ static PyObject *pcapng_walk(PyObject *self, PyObject *args) {
     Py_buffer src, out;
     Py_ssize_t start, walk_end;
     int swap;
-    if (!PyArg_ParseTuple(args, "y*nnpw*", &src, &start, &walk_end, &swap, &out))
+    if (walk_args(args, &src, &start, &walk_end, &swap, &out) < 0)
         return NULL;
-    if (out.len % 8 != 0 || start < 0) {
-        PyBuffer_Release(&src);
-        PyBuffer_Release(&out);
-        PyErr_SetString(PyExc_ValueError, "out must hold int64 values and start be >= 0");
-        return NULL;
-    }
-    if (walk_end > src.len)
-        walk_end = src.len;
     Py_ssize_t n = 0;
     const unsigned char *b = (const unsigned char *)src.buf;
     int64_t *pos = (int64_t *)out.buf;

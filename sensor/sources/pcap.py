@@ -16,6 +16,7 @@ resume, and damage if any.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -133,15 +134,25 @@ def walk(mv: memoryview, start: int, walk_end: int, order: str,
 
     ``use_c`` None: the C helper when built. Both give the same positions.
     """
+    return run_walk("pcap_walk", 16, walk_native, walk_struct, mv, start, walk_end, order,
+                    use_c)
+
+
+def run_walk(c_name: str, min_step: int, native: Callable[[memoryview, int, int], list[int]],
+             other: Callable[[memoryview, int, int, str], list[int]], mv: memoryview,
+             start: int, walk_end: int, order: str,
+             use_c: bool | None) -> npt.NDArray[np.int64]:
+    """A record walk by the C helper's ``c_name`` when built (and ``use_c`` is not False),
+    else by the Python walk for the byte order; ``min_step``: the fewest bytes a step
+    advances, which bounds how many positions there can be."""
     if use_c is None:
         use_c = _cwalk is not None
     if use_c:
         assert _cwalk is not None
-        out = np.empty(max(0, walk_end - start) // 16 + 2, dtype=np.int64)
-        n = _cwalk.pcap_walk(mv, start, walk_end, order != _NATIVE, out)
+        out = np.empty(max(0, walk_end - start) // min_step + 2, dtype=np.int64)
+        n = getattr(_cwalk, c_name)(mv, start, walk_end, order != _NATIVE, out)
         return out[:n]
-    pos = walk_native(mv, start, walk_end) if order == _NATIVE else walk_struct(
-        mv, start, walk_end, order)
+    pos = native(mv, start, walk_end) if order == _NATIVE else other(mv, start, walk_end, order)
     return np.array(pos, dtype=np.int64)
 
 

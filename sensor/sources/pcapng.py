@@ -17,12 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sensor.errors import InputError
-from sensor.sources.pcap import MAX_CAPLEN, Parsed, Records, gather_rows
-
-try:  # the optional C walk (setup.py); the Python walks below are the fallback
-    import sensor._walk as _cwalk
-except ImportError:  # pragma: no cover - depends on the install
-    _cwalk = None  # type: ignore[assignment]
+from sensor.sources.pcap import MAX_CAPLEN, Parsed, Records, gather_rows, run_walk
 
 SHB = 0x0A0D0D0A
 IDB = 0x00000001
@@ -109,16 +104,8 @@ def walk(mv: memoryview, start: int, walk_end: int, order: str,
          use_c: bool | None = None) -> npt.NDArray[np.int64]:
     """Word positions (relative to ``start``) of the blocks, then the first not walked
     (see :func:`walk_native`); the C helper when built (``use_c`` None), same result."""
-    if use_c is None:
-        use_c = _cwalk is not None
-    if use_c:
-        assert _cwalk is not None
-        out = np.empty(max(0, walk_end - start) // 4 + 2, dtype=np.int64)
-        n = _cwalk.pcapng_walk(mv, start, walk_end, order != _NATIVE, out)
-        return out[:n]
-    ws = walk_native(mv, start, walk_end) if order == _NATIVE else walk_struct(
-        mv, start, walk_end, order)
-    return np.array(ws, dtype=np.int64)
+    return run_walk("pcapng_walk", 4, walk_native, walk_struct, mv, start, walk_end, order,
+                    use_c)
 
 
 def walk_native(mv: memoryview, start: int, walk_end: int) -> list[int]:
