@@ -25,17 +25,16 @@ from typing import Any
 
 from sensor.decoders.http_stream import HttpExchange, HttpMessage, sse_events
 from sensor.detect.selfhosted import (
-    MAX_VALUES,
     body_text,
     has_credentials,
     json_documents,
     request_path,
 )
+from sensor.detect.servers import MAX_VALUES, ServerState, ServerTable, exchange_request
 from sensor.findings import ServerFinding, count_bounded, envelope
 from sensor.records import HttpRequest, HttpResponse, Observation
 
 TYPE = "mcp_server"
-MAX_SERVERS = 10_000
 
 # Methods only MCP uses (initialize is checked for its MCP params separately).
 MCP_METHODS = frozenset({
@@ -76,12 +75,7 @@ def _s(v: Any, n: int = 100) -> str | None:
 
 
 @dataclass(slots=True)
-class _Server:
-    ip: str
-    port: int
-    first_ns: int
-    last_ns: int
-    host: str | None = None
+class _Server(ServerState):
     is_mcp: bool = False
     transports: set[str] = field(default_factory=set)
     paths: dict[str, int] = field(default_factory=dict)
@@ -91,11 +85,7 @@ class _Server:
     tools_listed: dict[str, int] = field(default_factory=dict)
     tools_called: dict[str, int] = field(default_factory=dict)
     methods: dict[str, int] = field(default_factory=dict)
-    clients: dict[str, int] = field(default_factory=dict)
     sessions: set[str] = field(default_factory=set)
-    exchanges: int = 0
-    with_credentials: int = 0
-    without_credentials: int = 0
     unauthenticated_calls: int = 0  # tools/call answered without credentials
 
 
@@ -154,18 +144,15 @@ class McpDetector:
     """Consumes ``http.exchange`` observations; one finding per MCP server (IP, port)."""
 
     def __init__(self) -> None:
-        self._servers: dict[tuple[str, int], _Server] = {}
-        self.dropped_servers = 0
+        self._servers = ServerTable(_Server)
 
     observation_kinds = frozenset({"http.exchange"})  # the pipeline sends only these
 
     def on_observation(self, o: Observation) -> None:
-        ex = o.payload
-        if o.kind != "http.exchange" or not isinstance(ex, HttpExchange):
+        got = exchange_request(o)
+        if got is None:
             return
-        head = ex.request.head
-        if not isinstance(head, HttpRequest):
-            return
+        ex, head = got
         req_msgs = (_messages(json_documents(ex.request))
                     if head.method == "POST" and _may_contain(ex.request, b"jsonrpc") else [])
         resp = ex.response
@@ -183,15 +170,13 @@ class McpDetector:
         mcp_headers = head.mcp_session_id is not None or head.mcp_protocol_version is not None
         evidence = endpoint or any(self._is_mcp_request(m) for m in req_msgs) or any(
             self._is_mcp_result(m) for m in resp_msgs) or (mcp_headers and bool(req_msgs))
-        key = (o.dst_ip, o.dst_port)
-        srv = self._servers.get(key)
+        srv = self._servers.get(o)
         if srv is None:
             if not evidence:
                 return
-            if len(self._servers) >= MAX_SERVERS:
-                self.dropped_servers += 1
+            srv = self._servers.add(o)
+            if srv is None:
                 return
-            srv = self._servers[key] = _Server(o.dst_ip, o.dst_port, o.ts_ns, o.ts_ns)
         if not (evidence or req_msgs or resp_msgs or mcp_headers):
             return  # an unrelated exchange with the same server (a web page...)
         srv.is_mcp = srv.is_mcp or evidence
@@ -217,13 +202,8 @@ class McpDetector:
     def _record(self, srv: _Server, o: Observation, ex: HttpExchange, head: HttpRequest,
                 req_msgs: list[dict[str, Any]], resp_msgs: list[dict[str, Any]],
                 endpoint: bool) -> None:
-        srv.first_ns = min(srv.first_ns, o.ts_ns)
-        srv.last_ns = max(srv.last_ns, o.ts_ns)
-        if srv.host is None and head.host:
-            srv.host = head.host
-        srv.exchanges += 1
-        count_bounded(srv.clients, o.src_ip, MAX_VALUES)
-        count_bounded(srv.paths, request_path(head.target), MAX_VALUES)
+        creds = has_credentials(ex.request)
+        srv.add_exchange(o, head, request_path(head.target), creds)
         if endpoint or (head.method == "GET" and _accepts_sse(ex.request) and not req_msgs
                         and head.mcp_session_id is None):
             srv.transports.add("http+sse" if endpoint else "streamable-http")
@@ -239,11 +219,6 @@ class McpDetector:
             sid = ex.response.head.mcp_session_id
         if sid and len(srv.sessions) < 4096:
             srv.sessions.add(sid[:128])
-        creds = has_credentials(ex.request)
-        if creds:
-            srv.with_credentials += 1
-        else:
-            srv.without_credentials += 1
         for m in req_msgs:
             method = _s(m.get("method"), 80)
             if method is None:
@@ -297,7 +272,7 @@ class McpDetector:
 
     def findings(self) -> list[McpServerFinding]:
         out: list[McpServerFinding] = []
-        for s in self._servers.values():
+        for s in self._servers:
             if not s.is_mcp:
                 continue
             pvs = sorted(s.protocol_versions, key=lambda v: (-s.protocol_versions[v], v))

@@ -27,14 +27,13 @@ from typing import Any
 
 from sensor.datafiles import read_yaml
 from sensor.decoders.http_stream import HttpExchange, HttpMessage, sse_events
+from sensor.detect.servers import MAX_VALUES, ServerState, ServerTable, exchange_request
 from sensor.errors import InputError
 from sensor.findings import ServerFinding, count_bounded, envelope
 from sensor.policy import Policy
 from sensor.records import HttpRequest, HttpResponse, Observation
 
 TYPE = "self_hosted_llm"
-MAX_SERVERS = 10_000  # candidate servers tracked (bounded memory)
-MAX_VALUES = 32  # distinct models, clients, paths... kept per server
 MAX_DECODED = 64 * 1024  # bytes a compressed body may inflate to
 CREDENTIAL_QUERY_KEYS = frozenset({"key", "api_key", "apikey", "api-key", "access_token", "token"})
 _STRENGTHS = ("strong", "weak")
@@ -436,22 +435,12 @@ def is_ai_request(sigs: Iterable[ServerSignature], method: str, path: str) -> bo
 
 
 @dataclass(slots=True)
-class _Server:
-    ip: str
-    port: int
-    first_ns: int
-    last_ns: int
-    host: str | None = None
+class _Server(ServerState):
     strong: dict[str, set[str]] = field(default_factory=dict)  # signature id -> rule ids
     weak: dict[str, set[str]] = field(default_factory=dict)
     version: dict[str, str] = field(default_factory=dict)  # signature id -> version
     models: dict[str, int] = field(default_factory=dict)
     pulled: dict[str, int] = field(default_factory=dict)
-    clients: dict[str, int] = field(default_factory=dict)
-    paths: dict[str, int] = field(default_factory=dict)
-    exchanges: int = 0
-    with_credentials: int = 0
-    without_credentials: int = 0
     unauthenticated_ok: int = 0  # 2xx answers to requests without credentials
     auth_refused: int = 0  # 401/403 answers
 
@@ -509,21 +498,17 @@ class SelfHostedDetector:
         self._by_id = {s.id: s for s in self.signatures}
         self._index = _RuleIndex.build(self.signatures)
         self._req_cache: dict[tuple[str, str], tuple[int, ...]] = {}
-        self._servers: dict[tuple[str, int], _Server] = {}
-        self.dropped_servers = 0
+        self._servers = ServerTable(_Server)
 
     observation_kinds = frozenset({"http.exchange"})  # the pipeline sends only these
 
     def on_observation(self, o: Observation) -> None:
-        ex = o.payload
-        if o.kind != "http.exchange" or not isinstance(ex, HttpExchange):
+        got = exchange_request(o)
+        if got is None:
             return
-        head = ex.request.head
-        if not isinstance(head, HttpRequest):
-            return
+        ex, head = got
         method, path = head.method, request_path(head.target)
-        key = (o.dst_ip, o.dst_port)
-        srv = self._servers.get(key)
+        srv = self._servers.get(o)
         # only the rules whose method and path match are evaluated further, in order
         hits = self._request_matches(method, path)
         if not hits and srv is None:
@@ -544,10 +529,9 @@ class SelfHostedDetector:
         if srv is None:
             if not matched:
                 return
-            if len(self._servers) >= MAX_SERVERS:
-                self.dropped_servers += 1
+            srv = self._servers.add(o)
+            if srv is None:
                 return
-            srv = self._servers[key] = _Server(o.dst_ip, o.dst_port, o.ts_ns, o.ts_ns)
         self._record(srv, o, ex, head, path, matched, bodies)
 
     def _request_matches(self, method: str, path: str) -> tuple[int, ...]:
@@ -567,21 +551,11 @@ class SelfHostedDetector:
     def _record(self, srv: _Server, o: Observation, ex: HttpExchange, head: HttpRequest,
                 path: str, matched: list[tuple[ServerSignature, Rule]],
                 bodies: _Bodies) -> None:
-        srv.first_ns = min(srv.first_ns, o.ts_ns)
-        srv.last_ns = max(srv.last_ns, o.ts_ns)
-        if srv.host is None and head.host:
-            srv.host = head.host
-        srv.exchanges += 1
-        count_bounded(srv.clients, o.src_ip, MAX_VALUES)
-        count_bounded(srv.paths, f"{head.method} {path}", MAX_VALUES)
+        creds = has_credentials(ex.request)
+        srv.add_exchange(o, head, f"{head.method} {path}", creds)
         for sig, rule in matched:
             bucket = srv.strong if rule.strength == "strong" else srv.weak
             bucket.setdefault(sig.id, set()).add(rule.id)
-        creds = has_credentials(ex.request)
-        if creds:
-            srv.with_credentials += 1
-        else:
-            srv.without_credentials += 1
         resp = ex.response
         status = resp.head.status if resp is not None and isinstance(resp.head,
                                                                      HttpResponse) else 0
@@ -624,7 +598,7 @@ class SelfHostedDetector:
 
     def findings(self) -> list[SelfHostedLlmFinding]:
         out: list[SelfHostedLlmFinding] = []
-        for srv in self._servers.values():
+        for srv in self._servers:
             conf = self._confirmed(srv)
             if not conf:
                 continue
