@@ -18,6 +18,7 @@ import sensor.sources.capture as capture
 from sensor.errors import InputError
 from sensor.sources.batch import Damage
 from sensor.sources.capture import open_capture
+from tests.helpers.captures import read_records
 
 CORPUS = Path(__file__).resolve().parents[3] / ".." / "shared" / "corpus"
 
@@ -51,13 +52,8 @@ RECS = [(i, bytes([65 + i]) * (3 * i + 1)) for i in range(6)]
 
 
 def rows(path: Path, batch: int = 65536) -> tuple[list[Row], Damage | None]:
-    with open_capture(path) as r:
-        out = [
-            (int(b.ts_ns[i]), int(b.caplens[i]), b.packet(i))
-            for b in r.batches(batch)
-            for i in range(len(b))
-        ]
-        return out, r.damage
+    got, damage = read_records(path, batch)
+    return [(ts, caplen, data) for ts, caplen, _orig, _lt, data in got], damage
 
 
 def put(tmp_path: Path, data: bytes, name: str = "f") -> Path:

@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sensor.errors import InputError
-from sensor.sources.batch import Damage
 from sensor.sources.capture import open_capture
 from sensor.sources.pcap import (
     MAX_CAPLEN,
@@ -20,6 +19,7 @@ from sensor.sources.pcap import (
     walk_native,
     walk_struct,
 )
+from tests.helpers.captures import read_records
 
 Rec = tuple[int, int, bytes, int]  # sec, frac, data, origlen
 
@@ -46,22 +46,7 @@ RECS: list[Rec] = [
 ]
 
 
-def read_all(
-    path: Path, batch: int = 65536
-) -> tuple[list[tuple[int, int, int, int, bytes]], Damage | None]:
-    with open_capture(path) as r:
-        out = [
-            (
-                int(b.ts_ns[i]),
-                int(b.caplens[i]),
-                int(b.origlens[i]),
-                int(b.linktypes[i]),
-                b.packet(i),
-            )
-            for b in r.batches(batch)
-            for i in range(len(b))
-        ]
-        return out, r.damage
+read_all = read_records
 
 
 @pytest.mark.parametrize("order", ["<", ">"])

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from sensor.sources.batch import Damage
 from sensor.sources.capture import open_capture
 from sensor.sources.pcapng import PcapngParser, ticks_to_ns
+from tests.helpers.captures import Row, read_records
 
 CORPUS = Path(__file__).resolve().parents[3] / ".." / "shared" / "corpus"
 
@@ -67,24 +68,10 @@ def pb(ifid: int, ticks: int, data: bytes, order: str = "<") -> bytes:
     return block(2, hdr + data, order)
 
 
-Row = tuple[int, int, int, int, bytes]
 
 
 def read(path: Path, batch: int = 65536) -> tuple[list[Row], Damage | None]:
-    with open_capture(path) as r:
-        assert r.format == "pcapng"
-        rows = [
-            (
-                int(b.ts_ns[i]),
-                int(b.caplens[i]),
-                int(b.origlens[i]),
-                int(b.linktypes[i]),
-                b.packet(i),
-            )
-            for b in r.batches(batch)
-            for i in range(len(b))
-        ]
-        return rows, r.damage
+    return read_records(path, batch, fmt="pcapng")
 
 
 def write(tmp_path: Path, data: bytes, name: str = "c.pcapng") -> Path:
