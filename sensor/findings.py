@@ -6,7 +6,10 @@ import hashlib
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from sensor.flows import FlowRecord
 
 SCHEMA = "shadowai.finding/v1"
 SEVERITIES = ("info", "low", "medium", "high", "critical")
@@ -54,6 +57,29 @@ def server_object(ip: str | None, port: int | None, name: str | None) -> dict[st
 
 def service_object(s: ServiceRef) -> dict[str, Any]:
     return {"id": s.id, "name": s.name, "vendor": s.vendor, "category": s.category}
+
+
+class FlowTotals(Protocol):
+    """A finding that adds up the flows it is about."""
+
+    flows: int
+    packets: int
+    bytes_client_to_server: int
+    bytes_server_to_client: int
+
+
+def add_flow_totals(f: FlowTotals, rec: FlowRecord) -> None:
+    f.flows += 1
+    f.packets += rec.packets_client_to_server + rec.packets_server_to_client
+    f.bytes_client_to_server += rec.bytes_client_to_server
+    f.bytes_server_to_client += rec.bytes_server_to_client
+
+
+def flow_counts(f: FlowTotals) -> dict[str, int]:
+    """The ``counts`` keys of a finding about flows."""
+    return {"flows": f.flows, "packets": f.packets,
+            "bytes_client_to_server": f.bytes_client_to_server,
+            "bytes_server_to_client": f.bytes_server_to_client}
 
 
 def count_bounded(counts: dict[K, int], value: K, limit: int) -> None:
@@ -168,10 +194,8 @@ class Finding:
                 server=server_object(self.server_ip, self.server_port, self.server_name),
                 service={**service_object(self.service), "sanctioned": self.sanctioned},
                 evidence=evidence_list(self.evidence),
-                counts={"flows": self.flows, "packets": self.packets,
-                        "bytes_client_to_server": self.bytes_client_to_server,
-                        "bytes_server_to_client": self.bytes_server_to_client,
-                        "dns_queries": self.dns_queries, "dns_responses": self.dns_responses},
+                counts={**flow_counts(self), "dns_queries": self.dns_queries,
+                        "dns_responses": self.dns_responses},
             ),
             "policy": {"reason": self.policy_reason},
             "attributed_by": sorted(self.attributed_by),

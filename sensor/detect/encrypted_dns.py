@@ -10,7 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sensor.findings import count_bounded, envelope, evidence_list, finding_id, server_object
+from sensor.findings import (
+    add_flow_totals,
+    count_bounded,
+    envelope,
+    evidence_list,
+    finding_id,
+    flow_counts,
+    server_object,
+)
 from sensor.flows import FlowRecord
 
 TYPE = "encrypted_dns"
@@ -47,9 +55,7 @@ class EncryptedDnsFinding:
                 server=server_object(self.server_ip, self.server_port, self.server_name),
                 service=None,
                 evidence=evidence_list(self.evidence),
-                counts={"flows": self.flows, "packets": self.packets,
-                        "bytes_client_to_server": self.bytes_client_to_server,
-                        "bytes_server_to_client": self.bytes_server_to_client},
+                counts=flow_counts(self),
             ),
             "encrypted_dns": {
                 "protocols": sorted(self.protocols),
@@ -80,10 +86,7 @@ class EncryptedDnsDetector:
         if resolver:
             f.resolvers.add(resolver)
         count_bounded(f.evidence, (evidence_kind, evidence_value), self.max_evidence)
-        f.flows += 1
-        f.packets += rec.packets_client_to_server + rec.packets_server_to_client
-        f.bytes_client_to_server += rec.bytes_client_to_server
-        f.bytes_server_to_client += rec.bytes_server_to_client
+        add_flow_totals(f, rec)
 
     def findings(self) -> list[EncryptedDnsFinding]:
         return sorted(self._by_client.values(), key=lambda f: (f.first_ns, f.client_ip))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sensor.enrich.fingerprints import ClientFamily
-from sensor.findings import Finding, ServiceRef, identity_key
+from sensor.findings import Finding, ServiceRef, add_flow_totals, identity_key
 from sensor.flows import FlowRecord
 from sensor.identity.model import Attribution
 from sensor.policy import Policy
@@ -40,10 +40,7 @@ class UsageDetector:
             f.server_name = server_name
         if f.client_mac is None:
             f.client_mac = flow.client_mac
-        f.flows += 1
-        f.packets += flow.packets_client_to_server + flow.packets_server_to_client
-        f.bytes_client_to_server += flow.bytes_client_to_server
-        f.bytes_server_to_client += flow.bytes_server_to_client
+        add_flow_totals(f, flow)
         f.add_evidence(evidence_kind, evidence_value, self.max_evidence)
         f.attributed_by.add(evidence_kind)
         if ja4 is not None and (ja4 in f.ja4 or len(f.ja4) < self.max_evidence):
