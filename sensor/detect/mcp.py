@@ -140,6 +140,16 @@ def _name_version(info: Any) -> str | None:
     return f"{name} {ver}" if ver else name
 
 
+def _count_client(srv: _Server, info: Any, protocol_version: Any) -> None:
+    """A client's name/version and protocol version, as initialize or _meta give them."""
+    nv = _name_version(info)
+    if nv:
+        count_bounded(srv.client_names, nv, MAX_VALUES)
+    pv = _s(protocol_version, 40)
+    if pv:
+        count_bounded(srv.protocol_versions, pv, MAX_VALUES)
+
+
 class McpDetector:
     """Consumes ``http.exchange`` observations; one finding per MCP server (IP, port)."""
 
@@ -229,19 +239,9 @@ class McpDetector:
                 continue
             meta = _meta(params)
             if meta:
-                nv = _name_version(meta.get(_META_CLIENT))
-                if nv:
-                    count_bounded(srv.client_names, nv, MAX_VALUES)
-                pv = _s(meta.get(_META_VERSION), 40)
-                if pv:
-                    count_bounded(srv.protocol_versions, pv, MAX_VALUES)
+                _count_client(srv, meta.get(_META_CLIENT), meta.get(_META_VERSION))
             if method == "initialize":
-                nv = _name_version(params.get("clientInfo"))
-                if nv:
-                    count_bounded(srv.client_names, nv, MAX_VALUES)
-                pv = _s(params.get("protocolVersion"), 40)
-                if pv:
-                    count_bounded(srv.protocol_versions, pv, MAX_VALUES)
+                _count_client(srv, params.get("clientInfo"), params.get("protocolVersion"))
             elif method == "tools/call":
                 name = _s(params.get("name"))
                 if name:
