@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sensor.decoders import ja4 as ja4_mod
 from sensor.decoders import quic
 from sensor.decoders.quic import (
     CryptoReassembler,
@@ -29,11 +30,6 @@ from sensor.decoders.quic import (
 from sensor.decoders.tls import parse_client_hello
 from sensor.errors import DecodeError
 from sensor.records import TlsClientHello
-
-try:
-    from sensor.decoders import ja4 as ja4_mod
-except ImportError:  # other helper's module; the JA4 assertion is skipped without it
-    ja4_mod = None  # type: ignore[assignment]
 
 CORPUS = Path(__file__).resolve().parents[3] / ".." / "shared" / "corpus"
 
@@ -731,8 +727,7 @@ def test_ja4_rust_snapshot_quic_sni_and_ja4(name: str) -> None:
         hellos = by_flow.get(key)
         assert hellos, f"no ClientHello for {key}"
         assert hellos[0].sni == e.get("tls_server_name"), key
-        if ja4_mod is not None:
-            assert ja4_mod.ja4(hellos[0], "q") == e["ja4"], key
+        assert ja4_mod.ja4(hellos[0], "q") == e["ja4"], key
 
 
 def _addr(raw: bytes) -> str:
