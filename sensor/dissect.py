@@ -511,6 +511,8 @@ class Dissector:
         conn = self._quic.get(dk)
         if conn is not None and conn.done:
             return
+        if conn is None and dk ^ _DIR_FLIP in self._quic:
+            return  # the server's Initials of a connection followed: other keys, no ClientHello
         if not quic_dec.looks_like_quic_initial(data):
             return
         try:
@@ -524,8 +526,6 @@ class Dissector:
                 if len(self._quic) >= self.settings.max_pending_streams:
                     self._quic.clear()
                 conn = self._quic[dk] = _QuicConn(quic_dec.CryptoReassembler(), pkt.key_dcid)
-                # the server's Initials (other keys, no ClientHello) need no decryption attempt
-                self._quic[dk ^ _DIR_FLIP] = _QuicConn(conn.crypto, b"", done=True)
             for off, chunk in pkt.crypto:
                 conn.crypto.add(off, chunk)
         if conn is None:
