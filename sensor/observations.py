@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sensor.decoders.ja4 import ja4_pair
+from sensor.decoders.ja4 import ja4
 from sensor.errors import InputError
 from sensor.findings import rfc3339
 from sensor.flows import community_id
@@ -22,41 +23,25 @@ _TLS_VERSIONS = {0x0300: "SSLv3", 0x0301: "TLSv1.0", 0x0302: "TLSv1.1", 0x0303: 
 
 
 _GREASE = frozenset(range(0x0A0A, 0x10000, 0x1010))  # RFC 8701 values (0x?a?a, equal bytes)
-_version_names: dict[tuple[int, ...], list[str]] = {}
-_alpn_text: dict[tuple[bytes, ...], list[str]] = {}
 
 
 def tls_version_names(versions: tuple[int, ...]) -> list[str]:
-    names = _version_names.get(versions)
-    if names is None:  # clients offer a handful of version lists: name each once
-        if len(_version_names) >= 4096:
-            _version_names.clear()
-        names = _version_names[versions] = [_TLS_VERSIONS.get(v, f"0x{v:04x}")
-                                            for v in versions if v not in _GREASE]
-    return list(names)
+    return list(_version_names(versions))
 
 
-def _alpn_list(alpn: tuple[bytes, ...]) -> list[str]:
-    names = _alpn_text.get(alpn)
-    if names is None:
-        if len(_alpn_text) >= 4096:
-            _alpn_text.clear()
-        names = _alpn_text[alpn] = [a.decode("utf-8", "backslashreplace") for a in alpn]
-    return list(names)
+# clients offer a handful of distinct version and ALPN lists: name each once
+@functools.lru_cache(maxsize=4096)
+def _version_names(versions: tuple[int, ...]) -> tuple[str, ...]:
+    return tuple(_TLS_VERSIONS.get(v, f"0x{v:04x}") for v in versions if v not in _GREASE)
 
 
-_cid_cache: dict[tuple[str, int, str, int, int], str] = {}
+@functools.lru_cache(maxsize=4096)
+def _alpn_names(alpn: tuple[bytes, ...]) -> tuple[str, ...]:
+    return tuple(a.decode("utf-8", "backslashreplace") for a in alpn)
 
 
-def _community_id(src: str, sport: int, dst: str, dport: int, proto: int) -> str:
-    # many observations share a flow (DNS, keep-alive HTTP): hash each flow once
-    k = (src, sport, dst, dport, proto)
-    cid = _cid_cache.get(k)
-    if cid is None:
-        if len(_cid_cache) > 100_000:
-            _cid_cache.clear()
-        cid = _cid_cache[k] = community_id(src, sport, dst, dport, proto)
-    return cid
+# many observations share a flow (DNS, keep-alive HTTP): hash each flow once
+_community_id = functools.lru_cache(maxsize=100_000)(community_id)
 
 
 def observation_dict(o: Observation) -> dict[str, Any]:
@@ -74,12 +59,11 @@ def observation_dict(o: Observation) -> dict[str, Any]:
     }
     p = o.payload
     if isinstance(p, TlsClientHello):
-        d.update(sni=p.sni, alpn=_alpn_list(p.alpn),
+        d.update(sni=p.sni, alpn=list(_alpn_names(p.alpn)),
                  versions=tls_version_names(p.supported_versions or (p.legacy_version,)),
                  legacy_version=f"0x{p.legacy_version:04x}", has_ech=p.has_ech,
                  cipher_suites=len(p.cipher_suites), extensions=len(p.extensions))
-        # the pair fills both caches: the finding for this flow needs JA4_r as well
-        d["ja4"] = ja4_pair(p, "q" if o.transport == "udp" else "t")[0]
+        d["ja4"] = ja4(p, "q" if o.transport == "udp" else "t")
     elif isinstance(p, DnsMessage):
         q = p.questions[0] if p.questions else None
         d.update(txid=p.txid, is_response=p.is_response, opcode=p.opcode, rcode=p.rcode,

@@ -101,10 +101,6 @@ def _hash12(s: str, empty: bool) -> str:
     return hashlib.sha256(s.encode("ascii")).hexdigest()[:12]
 
 
-def _hashed(ch: TlsClientHello, transport: str, original: bool) -> str:
-    return _hashed_parts(*_parts(ch, transport, original))
-
-
 def _hashed_parts(head: str, ciphers: str, exts: str) -> str:
     # Empty *lists* (not empty hash input) give the all-zero marker.
     no_exts = exts == "" or exts.startswith("_")
@@ -112,8 +108,7 @@ def _hashed_parts(head: str, ciphers: str, exts: str) -> str:
 
 
 _CACHE_MAX = 4096
-_ja4_cache: dict[tuple[object, ...], str] = {}
-_ja4r_cache: dict[tuple[object, ...], str] = {}
+_cache: dict[tuple[object, ...], tuple[str, str]] = {}  # key -> (ja4, ja4_r)
 
 
 def _key(ch: TlsClientHello, transport: str) -> tuple[object, ...]:
@@ -123,46 +118,31 @@ def _key(ch: TlsClientHello, transport: str) -> tuple[object, ...]:
             ch.alpn[0] if ch.alpn else None)
 
 
+def ja4_pair(ch: TlsClientHello, transport: str = "t") -> tuple[str, str]:
+    """``(ja4, ja4_r)`` from one pass over the ClientHello (what a finding records)."""
+    k = _key(ch, transport)
+    v = _cache.get(k)
+    if v is None:  # a network's clients share a few fingerprints: compute each once
+        if len(_cache) >= _CACHE_MAX:
+            _cache.clear()
+        parts = _parts(ch, transport, original=False)
+        v = _cache[k] = (_hashed_parts(*parts), "_".join(parts))
+    return v
+
+
 def ja4(ch: TlsClientHello, transport: str = "t") -> str:
     """JA4 fingerprint; ``transport`` is "t" (TCP), "q" (QUIC) or "d" (DTLS)."""
-    k = _key(ch, transport)
-    v = _ja4_cache.get(k)
-    if v is None:  # a network's clients share a few fingerprints: compute each once
-        if len(_ja4_cache) >= _CACHE_MAX:
-            _ja4_cache.clear()
-        v = _ja4_cache[k] = _hashed(ch, transport, original=False)
-    return v
+    return ja4_pair(ch, transport)[0]
 
 
 def ja4_r(ch: TlsClientHello, transport: str = "t") -> str:
     """JA4 raw form (sorted lists, not hashed)."""
-    k = _key(ch, transport)
-    v = _ja4r_cache.get(k)
-    if v is None:
-        if len(_ja4r_cache) >= _CACHE_MAX:
-            _ja4r_cache.clear()
-        v = _ja4r_cache[k] = "_".join(_parts(ch, transport, original=False))
-    return v
-
-
-def ja4_pair(ch: TlsClientHello, transport: str = "t") -> tuple[str, str]:
-    """``(ja4, ja4_r)`` from one pass over the ClientHello (what a finding records)."""
-    k = _key(ch, transport)
-    v = _ja4_cache.get(k)
-    r = _ja4r_cache.get(k)
-    if v is None or r is None:
-        parts = _parts(ch, transport, original=False)
-        for cache in (_ja4_cache, _ja4r_cache):
-            if len(cache) >= _CACHE_MAX:
-                cache.clear()
-        v = _ja4_cache[k] = _hashed_parts(*parts)
-        r = _ja4r_cache[k] = "_".join(parts)
-    return v, r
+    return ja4_pair(ch, transport)[1]
 
 
 def ja4_o(ch: TlsClientHello, transport: str = "t") -> str:
     """JA4 over the original (wire) order, SNI/ALPN kept."""
-    return _hashed(ch, transport, original=True)
+    return _hashed_parts(*_parts(ch, transport, original=True))
 
 
 def ja4_ro(ch: TlsClientHello, transport: str = "t") -> str:
