@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from sensor.nprows import gather_rows
 from sensor.sources.batch import (
     LINKTYPE_C_HDLC,
     LINKTYPE_ETHERNET,
@@ -148,8 +149,7 @@ class _Reader:
         m = buf.shape[0] - _BLOCK + 1  # buf is at least _BLOCK bytes (classify pads)
         # a packet closer than _BLOCK to the end: its window starts earlier (same bytes)
         origin = np.clip(start, 0, m - 1)
-        rows = np.ndarray((m,), dtype=np.dtype((np.void, _BLOCK)), buffer=buf, strides=(1,))
-        self.blk: U8 = rows[origin].view(np.uint8).reshape(n, _BLOCK)
+        self.blk: U8 = gather_rows(buf, origin, _BLOCK)
         self.flat: U8 = self.blk.reshape(-1)
         self.origin = origin
         self.rowk = np.arange(n, dtype=np.int64) * _BLOCK

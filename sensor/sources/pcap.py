@@ -18,13 +18,13 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import as_strided
 
 from sensor.errors import InputError
+from sensor.nprows import gather_rows
 
 try:  # built by setup.py when a C compiler is present; the Python walks are the fallback
     import sensor._walk as _cwalk
@@ -53,7 +53,6 @@ LINKTYPE_MASK = 0x0000FFFF
 _I64 = npt.NDArray[np.int64]
 _I32 = npt.NDArray[np.int32]
 _U8 = npt.NDArray[np.uint8]
-_T = TypeVar("_T", bound=np.generic)
 
 _EMPTY64: _I64 = np.zeros(0, np.int64)
 _EMPTY32: _I32 = np.zeros(0, np.int32)
@@ -283,28 +282,3 @@ class PcapParser:
         hdr: npt.NDArray[np.uint32] = gather_rows(buf, offs, _REC_HDR).view(self._u4).astype(
             np.uint32)
         return hdr
-
-
-def sliding_rows(a: npt.NDArray[_T], width: int) -> npt.NDArray[_T]:
-    """Read-only view whose row ``i`` is ``a[i : i + width]`` (no copy)."""
-    n = max(0, a.shape[0] - width + 1)
-    step = a.strides[0]
-    return as_strided(a, shape=(n, width), strides=(step, step), writeable=False)
-
-
-def gather_rows(a: npt.NDArray[_T], idx: npt.NDArray[np.int64], width: int) -> npt.NDArray[_T]:
-    """``a[i : i + width]`` for each ``i`` in ``idx``, as a ``(len(idx), width)`` copy.
-
-    A contiguous ``a`` is viewed as overlapping ``width``-item records (a void
-    dtype), which numpy copies row by row with one memcpy each: several times
-    faster than fancy-indexing the 2-D :func:`sliding_rows` view. IndexError
-    for an ``i`` past ``len(a) - width``, as with that view.
-    """
-    n = a.shape[0] - width + 1
-    if n <= 0 or not a.flags.c_contiguous:
-        return sliding_rows(a, width)[idx]
-    item = a.dtype.itemsize
-    recs = np.ndarray((n,), dtype=np.dtype((np.void, width * item)), buffer=a,
-                      strides=(item,))
-    out: npt.NDArray[_T] = recs[idx].view(a.dtype).reshape(idx.shape[0], width)
-    return out

@@ -17,7 +17,8 @@ import numpy as np
 import numpy.typing as npt
 
 from sensor.errors import InputError
-from sensor.sources.pcap import MAX_CAPLEN, Parsed, Records, gather_rows, run_walk
+from sensor.nprows import gather_rows
+from sensor.sources.pcap import MAX_CAPLEN, Parsed, Records, run_walk
 
 SHB = 0x0A0D0D0A
 IDB = 0x00000001
