@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sensor.decoders.ja4 import ja4
+from sensor.decoders.ja4 import GREASE, ja4
 from sensor.errors import InputError
 from sensor.findings import rfc3339
 from sensor.flows import community_id
@@ -22,7 +22,6 @@ _TLS_VERSIONS = {0x0300: "SSLv3", 0x0301: "TLSv1.0", 0x0302: "TLSv1.1", 0x0303: 
                  0x0304: "TLSv1.3"}
 
 
-_GREASE = frozenset(range(0x0A0A, 0x10000, 0x1010))  # RFC 8701 values (0x?a?a, equal bytes)
 
 
 def tls_version_names(versions: tuple[int, ...]) -> list[str]:
@@ -32,7 +31,7 @@ def tls_version_names(versions: tuple[int, ...]) -> list[str]:
 # clients offer a handful of distinct version and ALPN lists: name each once
 @functools.lru_cache(maxsize=4096)
 def _version_names(versions: tuple[int, ...]) -> tuple[str, ...]:
-    return tuple(_TLS_VERSIONS.get(v, f"0x{v:04x}") for v in versions if v not in _GREASE)
+    return tuple(_TLS_VERSIONS.get(v, f"0x{v:04x}") for v in versions if v not in GREASE)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -41,8 +41,8 @@ def is_grease(v: int) -> bool:
     return (v & 0x0F0F) == 0x0A0A and (v >> 8) == (v & 0xFF)
 
 
-_GREASE = frozenset(v for v in range(0x0A0A, 0x10000, 0x1010))  # the 16 values is_grease takes
-_NOT_SORTED = _GREASE | {0x0000, 0x0010}  # also SNI and ALPN, left out of the sorted list
+GREASE = frozenset(range(0x0A0A, 0x10000, 0x1010))  # the 16 values is_grease takes
+_NOT_SORTED = GREASE | {0x0000, 0x0010}  # also SNI and ALPN, left out of the sorted list
 
 
 def _hex_list(values: list[int]) -> str:
@@ -51,7 +51,7 @@ def _hex_list(values: list[int]) -> str:
 
 
 def _version(ch: TlsClientHello) -> str:
-    offered = list(filterfalse(_GREASE.__contains__, ch.supported_versions))
+    offered = list(filterfalse(GREASE.__contains__, ch.supported_versions))
     v = max(offered) if offered else ch.legacy_version
     return _VERSIONS.get(v, "00")
 
@@ -76,7 +76,7 @@ def _alpn_chars(ch: TlsClientHello) -> str:
 def _parts(ch: TlsClientHello, transport: str, original: bool) -> tuple[str, str, str]:
     if transport not in _TRANSPORTS:
         raise ValueError(f"transport must be one of t/q/d, not {transport!r}")
-    grease = _GREASE.__contains__  # filterfalse: the filtering loop runs in C
+    grease = GREASE.__contains__  # filterfalse: the filtering loop runs in C
     ciphers = list(filterfalse(grease, ch.cipher_suites))
     exts = list(filterfalse(grease, ch.extensions))
     sigs = list(filterfalse(grease, ch.signature_algorithms))
