@@ -4,95 +4,108 @@
     python bench/http_bench.py record REC CAPTURE...   # hunt each CAPTURE, record HTTP inputs
     python bench/http_bench.py run REC [--rounds 5]    # replay them, print best-of-N timings
 
-``record`` runs the real hunt with ``HttpConversation`` and the HTTP detectors
-wrapped: it keeps every segment fed to each conversation (from_client, seq,
-payload, ts) and its flushes, and every ``http.exchange`` observation given
-to the detectors, pickled to REC (a bench file, never read by the sensor).
+``record`` runs the real hunt with ``HttpConversation`` wrapped: it keeps every
+segment fed to each conversation (from_client, seq, payload, ts), its flushes,
+and the conversation's client and server addresses, as msgpack in REC.
 
 ``run`` replays them: (1) every conversation fed from scratch (µs per segment),
-(2) the three HTTP detectors on the recorded observations (µs per exchange),
-each as the best of ``--rounds`` rounds (the machine is shared).
+(2) the three HTTP detectors on the ``http.exchange`` observations the replay
+gives (µs per exchange), each as the best of ``--rounds`` rounds (the machine is
+shared).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import pickle
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgpack
+
 # from_client, seq, data, ts_ns  -- or None for a flush
 Step = tuple[bool, int, bytes, int] | None
-
-
-@dataclass
-class Recording:
-    convs: list[list[Step]] = field(default_factory=list)
-    observations: list[Any] = field(default_factory=list)  # http.exchange Observations
+# client ip, client port, server ip, server port
+Addresses = tuple[str, int, str, int]
 
 
 def record(captures: list[str], out: str) -> None:
-    from sensor import cli
+    from sensor import cli, dissect
     from sensor.decoders import http_stream
-    from sensor.detect.selfhosted import SelfHostedDetector
 
-    rec = Recording()
+    convs: list[dict[str, Any]] = []
     conv_cls = http_stream.HttpConversation
     orig_init, orig_feed, orig_flush = conv_cls.__init__, conv_cls.feed, conv_cls.flush
-    logs: dict[int, list[Step]] = {}
+    orig_event = dissect.Dissector._http_event
+    logs: dict[int, dict[str, Any]] = {}
 
     def init(self: Any, *a: Any, **k: Any) -> None:
         orig_init(self, *a, **k)
-        log: list[Step] = []
+        log: dict[str, Any] = {"steps": [], "addresses": None}
         logs[id(self)] = log
-        rec.convs.append(log)
+        convs.append(log)
 
     def feed(self: Any, from_client: bool, seq: int, data: bytes, ts_ns: int) -> Any:
-        logs[id(self)].append((from_client, seq, bytes(data), ts_ns))
+        logs[id(self)]["steps"].append((from_client, seq, bytes(data), ts_ns))
         return orig_feed(self, from_client, seq, data, ts_ns)
 
     def flush(self: Any) -> Any:
-        logs[id(self)].append(None)
+        logs[id(self)]["steps"].append(None)
         return orig_flush(self)
 
-    orig_obs = SelfHostedDetector.on_observation
-
-    def on_obs(self: Any, o: Any) -> None:
-        if o.kind == "http.exchange":
-            rec.observations.append(o)
-        orig_obs(self, o)
+    def event(self: Any, hf: Any, ev: Any, ts_ns: int) -> None:
+        log = logs[id(hf.conv)]
+        if log["addresses"] is None:
+            c = hf.client_pk
+            log["addresses"] = (self._ip(c[1], c[2]), c[3], self._ip(c[4], c[5]), c[6])
+        orig_event(self, hf, ev, ts_ns)
 
     conv_cls.__init__ = init  # type: ignore[method-assign]
     conv_cls.feed = feed  # type: ignore[method-assign]
     conv_cls.flush = flush  # type: ignore[method-assign]
-    SelfHostedDetector.on_observation = on_obs  # type: ignore[method-assign]
+    dissect.Dissector._http_event = event  # type: ignore[method-assign]
     for capture in captures:
         sys.argv = ["shadowai", "hunt", capture, "-q", "--no-db", "-o", "/dev/null"]
         with contextlib.suppress(SystemExit):
             cli.main()
     with open(out, "wb") as f:
-        pickle.dump(rec, f)
-    segs = sum(1 for c in rec.convs for s in c if s is not None)
-    print(f"recorded {len(rec.convs)} conversations, {segs} segments, "
-          f"{len(rec.observations)} exchanges -> {out}")
+        msgpack.pack(convs, f)
+    segs = sum(1 for c in convs for s in c["steps"] if s is not None)
+    print(f"recorded {len(convs)} conversations, {segs} segments -> {out}")
 
 
-def replay_conversations(convs: list[list[Step]]) -> list[Any]:
+def replay_conversations(convs: list[dict[str, Any]]) -> list[Any]:
+    """Every conversation fed from scratch: its events (requests, responses, exchanges)."""
     from sensor.decoders.http_stream import HttpConversation
 
     events: list[Any] = []
-    for steps in convs:
+    for c in convs:
         conv = HttpConversation()
-        for s in steps:
+        for s in c["steps"]:
             if s is None:
                 events += conv.flush()
             elif not conv.done:
                 events += conv.feed(*s)
     return events
+
+
+def exchange_observations(convs: list[dict[str, Any]]) -> list[Any]:
+    """The ``http.exchange`` observations the detectors get for the replayed conversations."""
+    from sensor.decoders.http_stream import HttpExchange
+    from sensor.records import Observation
+
+    out = []
+    for c in convs:
+        if c["addresses"] is None:
+            continue  # no event reached the pipeline
+        client, cport, server, sport = c["addresses"]
+        for ev in replay_conversations([c]):
+            if isinstance(ev, HttpExchange):
+                out.append(Observation("http.exchange", 0, client, cport, server, sport, "tcp",
+                                       0, ev))
+    return out
 
 
 def _best(fn: Any, rounds: int, setup: Any = None) -> float:
@@ -111,11 +124,11 @@ def run(path: str, rounds: int) -> None:
     from sensor.detect.selfhosted import SelfHostedDetector, load_signatures
 
     with open(path, "rb") as f:
-        rec: Recording = pickle.load(f)
-    segs = sum(1 for c in rec.convs for s in c if s is not None)
-    events = replay_conversations(rec.convs)
-    t_conv = _best(lambda: replay_conversations(rec.convs), rounds)
-    print(f"conversations: {len(rec.convs)} convs, {segs} segments, {len(events)} events: "
+        convs: list[dict[str, Any]] = msgpack.unpack(f)
+    segs = sum(1 for c in convs for s in c["steps"] if s is not None)
+    events = replay_conversations(convs)
+    t_conv = _best(lambda: replay_conversations(convs), rounds)
+    print(f"conversations: {len(convs)} convs, {segs} segments, {len(events)} events: "
           f"{t_conv * 1e3:.1f} ms, {t_conv / max(segs, 1) * 1e6:.2f} µs/segment")
     sigs = load_signatures()
     makers: list[tuple[str, Any]] = [
@@ -123,7 +136,7 @@ def run(path: str, rounds: int) -> None:
         ("McpDetector", McpDetector),
         ("CredentialDetector", lambda: CredentialDetector(signatures=sigs)),
     ]
-    obs = rec.observations
+    obs = exchange_observations(convs)
     n = max(len(obs), 1)
     for name, make in makers:
         def feed_all(det: Any) -> None:
