@@ -169,15 +169,18 @@ def shadowai_bin() -> str | None:
     return shutil.which("shadowai")
 
 
+def _all_categories() -> tuple[Extracted, Counter[str], Counter[str], Counter[str], Counter[str]]:
+    """An Extracted for a tool that reports every category, and its four counters."""
+    sni: Counter[str] = Counter()
+    quic_sni: Counter[str] = Counter()
+    dns: Counter[str] = Counter()
+    http: Counter[str] = Counter()
+    return Extracted(sni=sni, quic_sni=quic_sni, dns=dns, http=http), sni, quic_sni, dns, http
+
+
 def count_shadowai_observations(obs_path: Path) -> Extracted:
     """Count names in shadowai's observations JSONL (the one place to adapt to its format)."""
-    ex = Extracted(sni=Counter(), quic_sni=Counter(), dns=Counter(), http=Counter())
-    assert (
-        ex.sni is not None
-        and ex.quic_sni is not None
-        and ex.dns is not None
-        and ex.http is not None
-    )
+    ex, sni, quic_sni, dns, http = _all_categories()
     kinds: Counter[str] = Counter()
     with open(obs_path) as f:
         for line in f:
@@ -191,7 +194,7 @@ def count_shadowai_observations(obs_path: Path) -> Extracted:
                 name = (p.get("sni") or "").lower()
                 if name:
                     quic = kind.startswith("quic") or o.get("transport") == "udp"
-                    (ex.quic_sni if quic else ex.sni)[name] += 1
+                    (quic_sni if quic else sni)[name] += 1
             elif kind == "dns" and not p.get("is_response", False):
                 names = (
                     [p["query"]]
@@ -200,35 +203,29 @@ def count_shadowai_observations(obs_path: Path) -> Extracted:
                 )
                 for n in names:
                     if n:
-                        ex.dns[n.lower().rstrip(".")] += 1
+                        dns[n.lower().rstrip(".")] += 1
             elif kind == "http.request":
                 host = (p.get("host") or "").lower()
                 if host:
-                    ex.http[host.split(":")[0]] += 1
+                    http[host.split(":")[0]] += 1
     ex.extra["observation_kinds"] = dict(kinds)
     return ex
 
 
 def parse_tshark(out: Path) -> Extracted:
-    ex = Extracted(sni=Counter(), quic_sni=Counter(), dns=Counter(), http=Counter())
-    assert (
-        ex.sni is not None
-        and ex.quic_sni is not None
-        and ex.dns is not None
-        and ex.http is not None
-    )
+    ex, sni, quic_sni, dns, http = _all_categories()
     with open(out, encoding="utf-8", errors="replace") as f:
         for line in f:
             cols = line.rstrip("\n").split("\t")
             if len(cols) < 4:
                 continue
-            sni, qname, host, udp = cols[:4]
-            for n in filter(None, sni.split(",")):
-                (ex.quic_sni if udp else ex.sni)[n.lower()] += 1
-            for n in filter(None, qname.split(",")):
-                ex.dns[n.lower()] += 1
-            for n in filter(None, host.split(",")):
-                ex.http[n.split(":")[0].lower()] += 1
+            f_sni, f_qname, f_host, f_udp = cols[:4]
+            for n in filter(None, f_sni.split(",")):
+                (quic_sni if f_udp else sni)[n.lower()] += 1
+            for n in filter(None, f_qname.split(",")):
+                dns[n.lower()] += 1
+            for n in filter(None, f_host.split(",")):
+                http[n.split(":")[0].lower()] += 1
     return ex
 
 
