@@ -112,10 +112,13 @@ _cache: dict[tuple[object, ...], tuple[str, str]] = {}  # key -> (ja4, ja4_r)
 
 
 def _key(ch: TlsClientHello, transport: str) -> tuple[object, ...]:
-    # what the sorted forms depend on: the extension *set* (browsers shuffle the order)
-    return (transport, ch.legacy_version, ch.supported_versions, tuple(sorted(ch.cipher_suites)),
-            tuple(sorted(ch.extensions)), len(ch.extensions), ch.signature_algorithms,
-            ch.alpn[0] if ch.alpn else None)
+    # Exactly what the sorted forms depend on: GREASE left out (clients draw it afresh for
+    # every hello) and the extension *set* (browsers shuffle the order).
+    g = GREASE.__contains__
+    return (transport, ch.legacy_version, tuple(filterfalse(g, ch.supported_versions)),
+            tuple(sorted(filterfalse(g, ch.cipher_suites))),
+            tuple(sorted(filterfalse(g, ch.extensions))),
+            tuple(filterfalse(g, ch.signature_algorithms)), ch.alpn[0] if ch.alpn else None)
 
 
 def ja4_pair(ch: TlsClientHello, transport: str = "t") -> tuple[str, str]:

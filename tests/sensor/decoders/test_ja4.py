@@ -44,7 +44,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sensor.decoders.ja4 import is_grease, ja4, ja4_o, ja4_r, ja4_ro
+from sensor.decoders import ja4 as ja4_module
+from sensor.decoders.ja4 import GREASE, is_grease, ja4, ja4_o, ja4_pair, ja4_r, ja4_ro
 from sensor.decoders.tls import client_hello_from_stream, looks_like_tls_client_hello
 from sensor.errors import NeedMoreData
 from sensor.records import TlsClientHello
@@ -199,6 +200,38 @@ def test_ja4_shape_on_random_hellos(
     assert re.fullmatch(r"[tqd][0-9sd][0-9][di]\d{4}[0-9a-zA-Z]{2}_[0-9a-f]{12}_[0-9a-f]{12}", fp)
     assert ja4(replace(ch, cipher_suites=tuple(reversed(ciphers)))) == fp  # order-free
     assert ja4_r(ch).split("_")[0] == fp.split("_")[0]
+
+
+# Small pools with GREASE in them, so hypothesis makes hellos whose cache keys collide.
+_pool = st.sampled_from([0x0A0A, 0x1A1A, 0xFAFA, 0x0000, 0x0010, 0x002F, 0x0035, 0x1301, 0x0304,
+                         0x0303, 0x0403])
+
+
+@given(
+    st.lists(st.tuples(st.lists(_pool, max_size=6), st.lists(_pool, max_size=6),
+                       st.lists(_pool, max_size=3), st.lists(_pool, max_size=3),
+                       st.sampled_from([(), (b"h2",), (b"http/1.1", b"h2")]),
+                       st.sampled_from("tq")),
+             min_size=1, max_size=12)
+)
+def test_cached_pair_equals_computing_afresh(
+    hellos: list[tuple[list[int], list[int], list[int], list[int], tuple[bytes, ...], str]],
+) -> None:
+    for ciphers, exts, sigs, vers, alpn, transport in hellos:
+        ch = replace(SPEC_CH, cipher_suites=tuple(ciphers), extensions=tuple(exts),
+                     signature_algorithms=tuple(sigs), supported_versions=tuple(vers), alpn=alpn)
+        parts = ja4_module._parts(ch, transport, original=False)
+        assert ja4_pair(ch, transport) == (ja4_module._hashed_parts(*parts), "_".join(parts))
+
+
+def test_fresh_grease_shares_one_cache_entry() -> None:
+    ja4_module._cache.clear()
+    for g in sorted(GREASE):
+        ch = replace(SPEC_CH, cipher_suites=(g, *SPEC_CH.cipher_suites),
+                     extensions=(g, *SPEC_CH.extensions, g ^ 0x1010),
+                     supported_versions=(g, 0x0304, 0x0303))
+        assert ja4(ch) == "t13d1516h2_8daaf6152771_e5627efa2ab1"
+    assert len(ja4_module._cache) == 1
 
 
 # --- FoxIO reference corpus -------------------------------------------------------------
