@@ -7,7 +7,9 @@ packets; :func:`make_pipeline` hands the pieces to :class:`Pipeline` explicitly.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import gc
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,6 +122,28 @@ def make_pipeline(ctx: RunContext,
                     fingerprints=ctx.fingerprints, encrypted_dns=ctx.encrypted_dns,
                     policy=ctx.policy, identity=ctx.identity,
                     identity_wire=ctx.identity_settings.wire, pseudonymizer=ctx.pseudonymizer)
+
+
+# Collect the young generation every 50 k container allocations instead of 700: the hot
+# path makes short-lived, acyclic records that reference counting frees anyway.
+YOUNG_GC_THRESHOLD = 50_000
+
+
+@contextlib.contextmanager
+def tuned_gc(freeze: bool = True) -> Iterator[None]:
+    """The cyclic collector set for a packet run, restored afterwards. ``freeze`` also
+    moves what start-up built (catalog, tables, code) out of the collector's sight for the
+    run: it lives until the end, and full collections would rescan it every time."""
+    old = gc.get_threshold()
+    if freeze:
+        gc.freeze()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, old[1], old[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        if freeze:
+            gc.unfreeze()
 
 
 class FlowWriter:

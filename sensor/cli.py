@@ -20,7 +20,7 @@ from typing import IO, Any
 import click
 
 from sensor import __version__
-from sensor.app import FlowWriter, RunContext, build_context, make_pipeline
+from sensor.app import FlowWriter, RunContext, build_context, make_pipeline, tuned_gc
 from sensor.catalog.commands import signatures as signatures_group
 from sensor.config import Settings
 from sensor.errors import InputError
@@ -264,7 +264,8 @@ def hunt(paths: tuple[str, ...], output: str | None, observations: str | None,
     read_ok = 0
     kinds: dict[str, str] = {}
     try:
-        problems, read_ok = _run_inputs(pipe, paths, ctx.settings, bar, err, kinds, quiet)
+        with tuned_gc():
+            problems, read_ok = _run_inputs(pipe, paths, ctx.settings, bar, err, kinds, quiet)
     except KeyboardInterrupt:
         click.echo("shadowai: interrupted; writing the findings made so far", err=True)
         problems += 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -26,7 +27,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
 
-from sensor.app import RunContext, build_context, make_pipeline
+from sensor.app import YOUNG_GC_THRESHOLD, RunContext, build_context, make_pipeline
 from sensor.catalog.index import Catalog
 from sensor.errors import InputError
 from sensor.live.afpacket import AfPacketRing, CaptureCounters, RingSet, RingSettings
@@ -243,6 +244,8 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
     pipe = build_pipeline(parts, share.on_observation if spec.workers > 1 else None)
     own_drops = reloads = 0
     batch_packets = parts.settings.batch_packets
+    # this process runs packets until it stops; no freeze: a reload replaces the catalog
+    gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
     _send(conn, {"t": "ready", "pid": os.getpid()})
     last_snap = time.monotonic()
     stopping = False
