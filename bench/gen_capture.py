@@ -29,11 +29,14 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from cryptography.hazmat.primitives import hashes, hmac
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.helpers.quic import protect_initial, varint
 
 TS_BASE_US = 1_732_600_000 * 1_000_000  # 2024-11-26, an ordinary Tuesday
 DURATION_S = 300.0
@@ -624,43 +627,15 @@ def quic_keys(dcid: bytes, server: bool) -> tuple[bytes, bytes, bytes]:
     )
 
 
-def varint(v: int) -> bytes:
-    if v < 0x40:
-        return bytes([v])
-    if v < 0x4000:
-        return struct.pack("!H", 0x4000 | v)
-    return struct.pack("!I", 0x80000000 | v)
-
-
 def quic_initial(
     odcid: bytes, dcid: bytes, scid: bytes, server: bool, pn: int, frames: bytes, min_len: int = 0
 ) -> bytes:
-    key, iv, hp = quic_keys(odcid, server)
     pn_len = 2
     head_len = 1 + 4 + 1 + len(dcid) + 1 + len(scid) + 1 + 2 + pn_len
     if min_len:
         frames += b"\0" * max(0, min_len - (head_len + len(frames) + 16))  # PADDING frames
-    length = pn_len + len(frames) + 16
-    hdr = (
-        bytes([0xC0 | (pn_len - 1)])
-        + b"\x00\x00\x00\x01"
-        + bytes([len(dcid)])
-        + dcid
-        + bytes([len(scid)])
-        + scid
-        + b"\x00"
-        + struct.pack("!H", 0x4000 | length)
-        + pn.to_bytes(pn_len, "big")
-    )
-    nonce = (int.from_bytes(iv, "big") ^ pn).to_bytes(12, "big")
-    ct = AESGCM(key).encrypt(nonce, frames, hdr)
-    enc = Cipher(algorithms.AES(hp), modes.ECB()).encryptor()
-    mask = enc.update(ct[4 - pn_len : 4 - pn_len + 16]) + enc.finalize()
-    h = bytearray(hdr)
-    h[0] ^= mask[0] & 0x0F
-    for i in range(pn_len):
-        h[-pn_len + i] ^= mask[1 + i]
-    return bytes(h) + ct
+    return protect_initial(frames, quic_keys(odcid, server), dcid=dcid, scid=scid, pn=pn,
+                           pn_len=pn_len)
 
 
 def quic_transport_params(rng: random.Random) -> bytes:

@@ -25,40 +25,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sensor.decoders import quic
-
-# RFC 9001 A.2: CRYPTO frame carrying a ClientHello for example.com.
-_CRYPTO_FRAME = bytes.fromhex(
-    "060040f1010000ed0303ebf8fa56f12939b9584a3896472ec40bb863cfd3e868"
-    "04fe3a47f06a2b69484c00000413011302010000c000000010000e00000b6578"
-    "616d706c652e636f6dff01000100000a00080006001d00170018001000070005"
-    "04616c706e000500050100000000003300260024001d00209370b2c9caa47fba"
-    "baf4559fedba753de171fa71f50f1ce15d43e994ec74d748002b000302030400"
-    "0d0010000e0403050306030203080408050806002d00020101001c0002400100"
-    "3900320408ffffffffffffffff05048000ffff07048000ffff08011001048000"
-    "75300901100f088394c8f03e51570806048000ffff"
-)
+from tests.helpers.quic import RFC_CRYPTO_FRAME, protect_initial
 
 
 def build_initial(dcid: bytes, pn: int = 0) -> bytes:
     """A protected 1200-byte v1 client Initial (same layout as RFC 9001 A.2)."""
-    key, iv, hp = quic.client_initial_keys(quic.QUIC_V1, dcid)
-    header = b"\xc3" + b"\x00\x00\x00\x01" + bytes((len(dcid),)) + dcid + b"\x00\x00" + b"\x44\x9e"
-    payload = _CRYPTO_FRAME + bytes(1162 - len(_CRYPTO_FRAME))
-    pn_bytes = pn.to_bytes(4, "big")
-    nonce = (int.from_bytes(iv, "big") ^ pn).to_bytes(12, "big")
-    sealed = AESGCM(key).encrypt(nonce, payload, header + pn_bytes)
-    mask = Cipher(algorithms.AES(hp), modes.ECB()).encryptor().update(sealed[:16])
-    out = bytearray(header + pn_bytes)
-    out[0] ^= mask[0] & 0x0F
-    for i in range(4):
-        out[len(header) + i] ^= mask[1 + i]
-    return bytes(out) + sealed
+    payload = RFC_CRYPTO_FRAME + bytes(1162 - len(RFC_CRYPTO_FRAME))
+    return protect_initial(payload, quic.client_initial_keys(quic.QUIC_V1, dcid), dcid=dcid,
+                           pn=pn, pn_len=4)
 
 
 def rate(label: str, packets: list[bytes], seconds: float, fn: Callable[[bytes], None]) -> float:

@@ -13,8 +13,6 @@ from pathlib import Path
 import dpkt
 import pytest
 import yaml
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,23 +28,12 @@ from sensor.decoders.quic import (
 from sensor.decoders.tls import parse_client_hello
 from sensor.errors import DecodeError
 from sensor.records import TlsClientHello
+from tests.helpers.quic import RFC_CRYPTO_FRAME, RFC_DCID, crypto_frame, protect_initial, varint
 
 CORPUS = Path(__file__).resolve().parents[3] / ".." / "shared" / "corpus"
 
 # --- RFC 9001 Appendix A / RFC 9369 Appendix A -------------------------------------------------
 
-RFC_DCID = bytes.fromhex("8394c8f03e515708")
-# Unprotected payload of A.2 (both RFCs): a CRYPTO frame with the ClientHello, then PADDING.
-RFC_CRYPTO_FRAME = bytes.fromhex(
-    "060040f1010000ed0303ebf8fa56f12939b9584a3896472ec40bb863cfd3e868"
-    "04fe3a47f06a2b69484c00000413011302010000c000000010000e00000b6578"
-    "616d706c652e636f6dff01000100000a00080006001d00170018001000070005"
-    "04616c706e000500050100000000003300260024001d00209370b2c9caa47fba"
-    "baf4559fedba753de171fa71f50f1ce15d43e994ec74d748002b000302030400"
-    "0d0010000e0403050306030203080408050806002d00020101001c0002400100"
-    "3900320408ffffffffffffffff05048000ffff07048000ffff08011001048000"
-    "75300901100f088394c8f03e51570806048000ffff"
-)
 RFC9001_PACKET = bytes.fromhex(
     "c000000001088394c8f03e5157080000449e7b9aec34d1b1c98dd7689fb8ec11"
     "d242b123dc9bd8bab936b47d92ec356c0bab7df5976d27cd449f63300099f399"
@@ -195,20 +182,6 @@ def test_rfc_packet_with_wrong_dcid_hint_falls_back_to_own_dcid() -> None:
 # --- a client-side Initial encoder for synthetic cases ------------------------------------------
 
 
-def _varint(v: int) -> bytes:
-    if v < 0x40:
-        return bytes((v,))
-    if v < 0x4000:
-        return (v | 0x4000).to_bytes(2, "big")
-    if v < 0x40000000:
-        return (v | 0x80000000).to_bytes(4, "big")
-    return (v | 0xC000000000000000).to_bytes(8, "big")
-
-
-def _crypto_frame(offset: int, data: bytes) -> bytes:
-    return b"\x06" + _varint(offset) + _varint(len(data)) + data
-
-
 def _protect(
     payload: bytes,
     *,
@@ -220,33 +193,11 @@ def _protect(
     pn_len: int = 2,
     token: bytes = b"",
 ) -> bytes:
-    """Build a protected client Initial (the inverse of what the decoder does)."""
-    key, iv, hp = client_initial_keys(version, key_dcid if key_dcid is not None else dcid)
-    itype = 1 if version == quic.QUIC_V2 else 0
-    first = 0xC0 | (itype << 4) | (pn_len - 1)
-    payload = payload + bytes(max(0, 4 - pn_len - len(payload)))  # room for the hp sample
-    length = pn_len + len(payload) + 16
-    header = (
-        bytes((first,))
-        + version.to_bytes(4, "big")
-        + bytes((len(dcid),))
-        + dcid
-        + bytes((len(scid),))
-        + scid
-        + _varint(len(token))
-        + token
-        + (length | 0x4000).to_bytes(2, "big")
-    )
-    pn_bytes = pn.to_bytes(pn_len, "big")
-    nonce = (int.from_bytes(iv, "big") ^ pn).to_bytes(12, "big")
-    sealed = AESGCM(key).encrypt(nonce, payload, header + pn_bytes)
-    sample = sealed[4 - pn_len : 20 - pn_len]
-    mask = Cipher(algorithms.AES(hp), modes.ECB()).encryptor().update(sample)
-    masked = bytearray(header + pn_bytes)
-    masked[0] ^= mask[0] & 0x0F
-    for i in range(pn_len):
-        masked[len(header) + i] ^= mask[1 + i]
-    return bytes(masked) + sealed
+    """A protected client Initial, its keys derived by the sensor (checked above against
+    the RFCs' known answers)."""
+    keys = client_initial_keys(version, key_dcid if key_dcid is not None else dcid)
+    return protect_initial(payload, keys, dcid=dcid, scid=scid, version=version, pn=pn,
+                           pn_len=pn_len, token=token)
 
 
 def _handshake_packet(body_len: int = 40) -> bytes:
@@ -268,12 +219,12 @@ def test_roundtrip_with_all_initial_frame_types() -> None:
         b"\x01"  # PING
         + b"\x02\x05\x00\x01\x00\x02\x01"  # ACK: largest 5, delay 0, 1 extra range
         + b"\x03\x05\x00\x00\x00\x01\x02\x03"  # ACK_ECN with three ECN counts
-        + _crypto_frame(100, ch[100:])
+        + crypto_frame(100, ch[100:])
         + b"\x00" * 20  # PADDING
-        + _crypto_frame(0, ch[:100])
+        + crypto_frame(0, ch[:100])
         + b"\x1c\x00\x06\x03abc"  # CONNECTION_CLOSE (transport)
         + b"\x1d\x00\x00"  # CONNECTION_CLOSE (application)
-        + _crypto_frame(len(ch), b"")
+        + crypto_frame(len(ch), b"")
     )
     (pkt,) = parse_initial_packets(_protect(payload, pn=7, pn_len=1))
     assert pkt.packet_number == 7
@@ -281,33 +232,33 @@ def test_roundtrip_with_all_initial_frame_types() -> None:
 
 
 def test_crypto_data_ending_in_zero_bytes_before_padding() -> None:
-    payload = b"\x01" + _crypto_frame(0, b"ab\x00\x00\x00") + bytes(300)
+    payload = b"\x01" + crypto_frame(0, b"ab\x00\x00\x00") + bytes(300)
     (pkt,) = parse_initial_packets(_protect(payload))
     assert pkt.crypto == ((0, b"ab\x00\x00\x00"),)
 
 
 def test_unexpected_frame_stops_parse_but_keeps_earlier_frames() -> None:
-    payload = _crypto_frame(0, b"abc") + b"\x08" + _crypto_frame(3, b"def")  # 0x08 = STREAM
+    payload = crypto_frame(0, b"abc") + b"\x08" + crypto_frame(3, b"def")  # 0x08 = STREAM
     (pkt,) = parse_initial_packets(_protect(payload))
     assert pkt.crypto == ((0, b"abc"),)
 
 
 def test_truncated_frame_inside_valid_packet() -> None:
-    payload = _crypto_frame(0, b"abc") + b"\x06\x00\x40\xff" + b"xy"  # length beyond payload
+    payload = crypto_frame(0, b"abc") + b"\x06\x00\x40\xff" + b"xy"  # length beyond payload
     (pkt,) = parse_initial_packets(_protect(payload))
     assert pkt.crypto == ((0, b"abc"),)
 
 
 def test_huge_ack_range_count_is_bounded() -> None:
-    payload = _crypto_frame(0, b"abc") + b"\x02\x00\x00" + _varint(2**40) + b"\x00" + bytes(30)
+    payload = crypto_frame(0, b"abc") + b"\x02\x00\x00" + varint(2**40) + b"\x00" + bytes(30)
     (pkt,) = parse_initial_packets(_protect(payload))
     assert pkt.crypto == ((0, b"abc"),)
 
 
 def test_coalesced_initials_handshake_and_padding() -> None:
     ch = RFC_CLIENT_HELLO
-    first = _protect(_crypto_frame(0, ch[:120]), pn=0, token=b"tok")
-    second = _protect(_crypto_frame(120, ch[120:]), pn=1)
+    first = _protect(crypto_frame(0, ch[:120]), pn=0, token=b"tok")
+    second = _protect(crypto_frame(120, ch[120:]), pn=1)
     datagram = first + second + _handshake_packet() + bytes(200)
     pkts = parse_initial_packets(datagram)
     assert [p.packet_number for p in pkts] == [0, 1]
@@ -317,22 +268,22 @@ def test_coalesced_initials_handshake_and_padding() -> None:
 
 
 def test_undecryptable_initial_does_not_hide_a_later_coalesced_one() -> None:
-    bad = _protect(_crypto_frame(0, b"x"), dcid=b"\x01" * 8, key_dcid=b"\x02" * 8)
-    good = _protect(_crypto_frame(0, b"hello"), pn=1)
+    bad = _protect(crypto_frame(0, b"x"), dcid=b"\x01" * 8, key_dcid=b"\x02" * 8)
+    good = _protect(crypto_frame(0, b"hello"), pn=1)
     (pkt,) = parse_initial_packets(bad + good)
     assert pkt.crypto == ((0, b"hello"),)
 
 
 def test_v2_and_draft_versions_roundtrip() -> None:
     for version in (quic.QUIC_V2, 0xFF00001D, 0xFF000017, 0xFF000022):
-        packet = _protect(_crypto_frame(0, b"hello"), version=version)
+        packet = _protect(crypto_frame(0, b"hello"), version=version)
         assert looks_like_quic_initial(packet), hex(version)
         (pkt,) = parse_initial_packets(packet)
         assert (pkt.version, pkt.crypto) == (version, ((0, b"hello"),))
 
 
 def test_v2_type_bits_differ_from_v1() -> None:
-    v2 = _protect(_crypto_frame(0, b"x"), version=quic.QUIC_V2)
+    v2 = _protect(crypto_frame(0, b"x"), version=quic.QUIC_V2)
     relabelled = bytes((v2[0] & 0xCF,)) + v2[1:]  # v1 Initial type bits = v2 Retry
     assert not looks_like_quic_initial(relabelled)
     with pytest.raises(DecodeError):
@@ -341,7 +292,7 @@ def test_v2_type_bits_differ_from_v1() -> None:
 
 def test_dcid_hint_decrypts_later_initial_with_server_chosen_dcid() -> None:
     server_cid = bytes.fromhex("0011223344")
-    later = _protect(_crypto_frame(50, b"tail"), dcid=server_cid, key_dcid=RFC_DCID, pn=3)
+    later = _protect(crypto_frame(50, b"tail"), dcid=server_cid, key_dcid=RFC_DCID, pn=3)
     with pytest.raises(DecodeError, match="AEAD"):
         parse_initial_packets(later)
     (pkt,) = parse_initial_packets(later, dcid_hint=RFC_DCID)
@@ -494,8 +445,8 @@ def test_reassembler_any_chunking_and_order(rnd: random.Random, pieces: int) -> 
 
 def test_client_hello_split_over_two_initials() -> None:
     ch = RFC_CLIENT_HELLO
-    second = _protect(_crypto_frame(150, ch[150:]), pn=1)
-    first = _protect(_crypto_frame(0, ch[:150]), pn=0)
+    second = _protect(crypto_frame(150, ch[150:]), pn=1)
+    first = _protect(crypto_frame(0, ch[:150]), pn=0)
     r = CryptoReassembler()
     for datagram in (second, first):  # arrives out of order
         for pkt in parse_initial_packets(datagram):
