@@ -22,6 +22,7 @@ import numpy.typing as npt
 from sensor.catalog.index import Catalog, Match, VendorMatch
 from sensor.config import Settings
 from sensor.decoders.dhcp import DhcpMessage, Dhcpv6Message
+from sensor.decoders.dns import T_CNAME, address_answers
 from sensor.decoders.ja4 import ja4_pair
 from sensor.decoders.kerberos import KerberosMessage
 from sensor.decoders.link import Columns, classify, ip_halves
@@ -42,8 +43,6 @@ from sensor.policy import Policy
 from sensor.records import DnsMessage, HttpRequest, Observation, TlsClientHello
 from sensor.sources.batch import LINKTYPE_RAW, PacketBatch
 
-_ADDRESS_TYPES = (1, 28)  # A, AAAA
-_CNAME = 5
 _U64_MASK = (1 << 64) - 1
 _NO_REF = object()
 _PROTO = {6: "tcp", 17: "udp"}
@@ -225,11 +224,7 @@ class Pipeline:
         self.dissector.flush()  # HTTP connections still open: their exchanges so far
         for exp in self.flows.flush():
             self._enrich(exp)
-        out: list[Any] = list(self.usage.findings(self.policy))
-        out.extend(self.encrypted_dns.findings())
-        for d in self.detectors:
-            out.extend(d.findings())  # type: ignore[attr-defined]
-        return out
+        return self.snapshot()
 
     def finding_dicts(self, findings: Sequence[Any]) -> list[dict[str, Any]]:
         """Findings as output: clients of every type attributed, pseudonymized if asked."""
@@ -312,7 +307,7 @@ class Pipeline:
         if hit is None and m.is_response:
             # a CNAME target can be the known name (vendor domains behind a customer alias)
             for a in m.answers:
-                if a.rtype == _CNAME:
+                if a.rtype == T_CNAME:
                     hit = self._match(a.value)
                     if hit is not None:
                         break
@@ -323,11 +318,8 @@ class Pipeline:
         self.usage.add_dns(client, hit, qname, o.ts_ns, m.is_response,
                            self.identity.lookup(client, o.ts_ns))
         if m.is_response:
-            for a in m.answers:
-                if a.rtype in _ADDRESS_TYPES:
-                    self.dns.add(client, a.value, qname, o.ts_ns, a.ttl_s)
-                for ip in a.hint_ips:
-                    self.dns.add(client, ip, qname, o.ts_ns, a.ttl_s)
+            for ip, ttl_s in address_answers(m):
+                self.dns.add(client, ip, qname, o.ts_ns, ttl_s)
 
     # -- enrichment of exported flows ---------------------------------------
 

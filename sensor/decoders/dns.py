@@ -30,7 +30,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from sensor.errors import DecodeError
 from sensor.records import DnsAnswer, DnsMessage, DnsQuestion, slot_builder
@@ -362,4 +362,15 @@ def parse_dns_tcp(stream: bytes) -> tuple[list[DnsMessage], int]:
     return out, p
 
 
-__all__ = ["DnsAnswer", "DnsMessage", "DnsQuestion", "parse_dns", "parse_dns_tcp", "read_name"]
+def address_answers(m: DnsMessage) -> Iterator[tuple[str, int]]:
+    """(address, TTL in s) for every address the message's answers bind a name to:
+    A and AAAA records, and the ipv4hint/ipv6hint of HTTPS/SVCB records."""
+    for a in m.answers:
+        if a.rtype == T_A or a.rtype == T_AAAA:
+            yield a.value, a.ttl_s
+        for ip in a.hint_ips:
+            yield ip, a.ttl_s
+
+
+__all__ = ["DnsAnswer", "DnsMessage", "DnsQuestion", "address_answers", "parse_dns",
+           "parse_dns_tcp", "read_name"]

@@ -14,6 +14,7 @@ from scapy.layers.dns import DNS, DNSQR, DNSRR
 
 from sensor.decoders.dns import (
     MAX_ANSWERS,
+    address_answers,
     parse_dns,
     parse_dns_tcp,
     read_name,
@@ -66,6 +67,18 @@ def test_scapy_response_a_aaaa_cname() -> None:
             ("chat.openai.com.cdn.cloudflare.net", 1, "104.18.33.45"),
             ("chat.openai.com.cdn.cloudflare.net", 28, "2606:4700::6812:212d"),
         ]
+
+
+def test_address_answers_are_a_aaaa_and_svcb_hints() -> None:
+    msg = DnsMessage(1, True, 0, 0, (DnsQuestion("chatgpt.com", 65, 1),), (
+        DnsAnswer("chatgpt.com", 5, 60, "chatgpt.com.cdn.cloudflare.net", ()),
+        DnsAnswer("chatgpt.com.cdn.cloudflare.net", 1, 30, "104.18.32.47", ()),
+        DnsAnswer("chatgpt.com.cdn.cloudflare.net", 28, 30, "2606:4700::6812:2120", ()),
+        DnsAnswer("chatgpt.com", 65, 300, "chatgpt.com", ("104.18.33.45", "2606:4700::1")),
+        DnsAnswer("chatgpt.com", 16, 300, "", ()),
+    ))
+    assert list(address_answers(msg)) == [("104.18.32.47", 30), ("2606:4700::6812:2120", 30),
+                                          ("104.18.33.45", 300), ("2606:4700::1", 300)]
 
 
 def test_query_flags_and_rcode() -> None:
