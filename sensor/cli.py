@@ -228,23 +228,6 @@ def hunt(paths: tuple[str, ...], output: str | None, observations: str | None,
     keep the findings made before the damage; the exit code is then 3.
     """
     err = sys.stderr
-    try:
-        ctx = build_context(config, sig_dirs, identity_files, pseudonymize,
-                            batch_packets=batch_packets)
-        urls = list(sinks) + list(ctx.sinks.urls)
-        if output is not None or not urls:
-            urls.append(output_url(output or "-"))
-        sink_set = open_sinks(urls, sink_format or ctx.sinks.format,
-                              Path(spool_dir) if spool_dir else _spool_dir(ctx),
-                              spool_max_bytes=ctx.sinks.spool_max_bytes, fsync=ctx.sinks.fsync)
-        obs_sink = JsonlSink(observations) if observations else None
-        flow_sink = JsonlSink(flows_out) if flows_out else None
-    except InputError as e:
-        click.echo(f"shadowai: {e}", err=True)
-        sys.exit(EXIT_FATAL)
-    pseudo = ctx.pseudonymizer
-    if flow_sink is not None:
-        ctx.extra_detectors.append(FlowWriter(flow_sink.write))
 
     def on_obs(o: Observation) -> None:
         assert obs_sink is not None
@@ -254,6 +237,19 @@ def hunt(paths: tuple[str, ...], output: str | None, observations: str | None,
         obs_sink.write(d)
 
     try:
+        ctx = build_context(config, sig_dirs, identity_files, pseudonymize,
+                            batch_packets=batch_packets)
+        pseudo = ctx.pseudonymizer
+        urls = list(sinks) + list(ctx.sinks.urls)
+        if output is not None or not urls:
+            urls.append(output_url(output or "-"))
+        sink_set = open_sinks(urls, sink_format or ctx.sinks.format,
+                              Path(spool_dir) if spool_dir else _spool_dir(ctx),
+                              spool_max_bytes=ctx.sinks.spool_max_bytes, fsync=ctx.sinks.fsync)
+        obs_sink = JsonlSink(observations) if observations else None
+        flow_sink = JsonlSink(flows_out) if flows_out else None
+        if flow_sink is not None:
+            ctx.extra_detectors.append(FlowWriter(flow_sink.write))
         pipe = make_pipeline(ctx, on_obs if obs_sink else None)
     except InputError as e:
         click.echo(f"shadowai: {e}", err=True)
