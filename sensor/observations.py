@@ -22,8 +22,6 @@ _TLS_VERSIONS = {0x0300: "SSLv3", 0x0301: "TLSv1.0", 0x0302: "TLSv1.1", 0x0303: 
                  0x0304: "TLSv1.3"}
 
 
-
-
 def tls_version_names(versions: tuple[int, ...]) -> list[str]:
     return list(_version_names(versions))
 
@@ -88,21 +86,16 @@ def observation_dict(o: Observation) -> dict[str, Any]:
     return d
 
 
-_key_prefixes: tuple[str, ...] | None = None
-
-
+@functools.cache
 def _prefixes() -> tuple[str, ...]:
     """Literal starts of the AI key formats (signatures/credentials.yaml)."""
-    global _key_prefixes
-    if _key_prefixes is None:
-        from sensor.detect.credentials import load_formats
+    from sensor.detect.credentials import load_formats
 
-        try:
-            found = {f.prefix for f in load_formats()}
-        except InputError:
-            found = set()
-        _key_prefixes = tuple(sorted(found | {"sk-", "AIza", "hf_"}))
-    return _key_prefixes
+    try:
+        found = {f.prefix for f in load_formats()}
+    except InputError:
+        found = set()
+    return tuple(sorted(found | {"sk-", "AIza", "hf_"}))
 
 
 def redact_query(target: str) -> str:
