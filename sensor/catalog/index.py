@@ -19,6 +19,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from sensor.catalog.cache import Cached, cache_key
 from sensor.catalog.cache import enabled as cache_enabled
@@ -26,7 +27,7 @@ from sensor.catalog.cache import read as read_cache
 from sensor.catalog.cache import write as write_cache
 from sensor.catalog.domains import load_shared_apexes, registered_domain, shared_apexes_path
 from sensor.catalog.ipindex import IpIndex, user_cache_dir
-from sensor.catalog.loader import LoadResult, load_paths
+from sensor.catalog.loader import load_paths
 from sensor.catalog.schema import (
     Category,
     HostPattern,
@@ -153,6 +154,7 @@ def request_path(target: str) -> str:
 
 
 _MISS = object()
+_V = TypeVar("_V")
 
 
 class Catalog:
@@ -239,19 +241,7 @@ class Catalog:
             raise CatalogError(result.errors)
         apexes, _ = load_shared_apexes(apex_file)
         vendor_domains = compute_vendor_domains(result.services, apexes) if keyed else None
-        catalog = cls._from_valid(result, cache_size, apexes, vendor_domains, cdir)
-        if keyed is not None and vendor_domains is not None:
-            entry = Cached(
-                catalog.services, catalog.files, catalog.version, catalog.warnings, vendor_domains
-            )
-            write_cache(cdir, keyed[0], entry)
-        return catalog
-
-    @classmethod
-    def _from_valid(cls, result: LoadResult, cache_size: int, apexes: Mapping[str, str],
-                    vendor_domains: dict[str, tuple[str, tuple[str, ...]]] | None,
-                    ip_cache_dir: Path | None) -> Catalog:
-        return cls(
+        catalog = cls(
             result.services,
             version=result.digest,
             files=result.files,
@@ -259,8 +249,14 @@ class Catalog:
             cache_size=cache_size,
             shared_apexes=apexes,
             vendor_domains=vendor_domains,
-            ip_cache_dir=ip_cache_dir,
+            ip_cache_dir=cdir,
         )
+        if keyed is not None and vendor_domains is not None:
+            entry = Cached(
+                catalog.services, catalog.files, catalog.version, catalog.warnings, vendor_domains
+            )
+            write_cache(cdir, keyed[0], entry)
+        return catalog
 
     @classmethod
     def from_services(cls, services: Sequence[Service]) -> Catalog:
@@ -278,9 +274,7 @@ class Catalog:
         if hit is not _MISS:
             return hit  # type: ignore[return-value]
         result = self.match_uncached(hostname)
-        if len(self._cache) >= self._cache_size:
-            self._cache.clear()  # cheap and bounded; the hot names come straight back
-        self._cache[hostname] = result
+        self._remember(self._cache, hostname, result)
         return result
 
     def match_uncached(self, hostname: str) -> Match | None:
@@ -312,9 +306,7 @@ class Catalog:
             cands = self._path_cache.get(host)
             if cands is None:
                 cands = self._path_candidates(normalise_hostname(host))
-                if len(self._path_cache) >= self._cache_size:
-                    self._path_cache.clear()
-                self._path_cache[host] = cands
+                self._remember(self._path_cache, host, cands)
             if cands:
                 path = request_path(target)
                 for prefix, m in cands:
@@ -359,9 +351,7 @@ class Catalog:
             svc, rng = found
             pat = HostPattern("cidr", rng.cidr, rng.role, False, rng.location)
             result = Match(svc, pat, rng)
-        if len(self._ip_cache) >= self._cache_size:
-            self._ip_cache.clear()
-        self._ip_cache[ip] = result
+        self._remember(self._ip_cache, ip, result)
         return result
 
     @property
@@ -413,10 +403,13 @@ class Catalog:
                     break
                 dot = name.find(".")
                 name = name[dot + 1 :] if dot >= 0 else ""
-        if len(self._vendor_cache) >= self._cache_size:
-            self._vendor_cache.clear()
-        self._vendor_cache[hostname] = result
+        self._remember(self._vendor_cache, hostname, result)
         return result
+
+    def _remember(self, cache: dict[str, _V], key: str, value: _V) -> None:
+        if len(cache) >= self._cache_size:
+            cache.clear()  # cheap and bounded; the hot names come straight back
+        cache[key] = value
 
     def clear_cache(self) -> None:
         self._cache.clear()

@@ -256,17 +256,22 @@ class _FileParser:
             return None
         return value
 
-    def string_list(self, node: yaml.Node, ctx: str, what: str) -> list[tuple[str, yaml.Node]]:
+    def sequence(self, node: yaml.Node, ctx: str, what: str, item: str) -> list[yaml.Node]:
+        """A list node's items; flags a non-list and an empty list."""
         if not isinstance(node, yaml.SequenceNode):
             self.error(node, f"{what} must be a list", ctx)
             return []
+        if not node.value:
+            self.error(node, f"{what} must have at least one {item}", ctx)
+        items: list[yaml.Node] = node.value
+        return items
+
+    def string_list(self, node: yaml.Node, ctx: str, what: str) -> list[tuple[str, yaml.Node]]:
         out: list[tuple[str, yaml.Node]] = []
-        for item in node.value:
+        for item in self.sequence(node, ctx, what, "item"):
             value = self.string(item, ctx, f"{what} item")
             if value is not None:
                 out.append((value, item))
-        if not node.value:
-            self.error(node, f"{what} must have at least one item", ctx)
         return out
 
     def parse_root(self, root: yaml.Node) -> list[Service]:
@@ -374,13 +379,8 @@ class _FileParser:
             return None
 
     def parse_hosts(self, node: yaml.Node, ctx: str) -> list[HostPattern]:
-        if not isinstance(node, yaml.SequenceNode):
-            self.error(node, "'hosts' must be a list", ctx)
-            return []
-        if not node.value:
-            self.error(node, "'hosts' must have at least one pattern", ctx)
         out: list[HostPattern] = []
-        for item in node.value:
+        for item in self.sequence(node, ctx, "'hosts'", "pattern"):
             fields = self.mapping(item, HOST_KEYS, ctx, "host pattern")
             if fields is None:
                 continue
@@ -447,14 +447,9 @@ class _FileParser:
 
     def parse_ip_ranges(self, node: yaml.Node, ctx: str) -> list[IpRange]:
         """``ip_ranges: [{cidr: 160.79.104.0/23, role: api, source: URL}]``."""
-        if not isinstance(node, yaml.SequenceNode):
-            self.error(node, "'ip_ranges' must be a list", ctx)
-            return []
-        if not node.value:
-            self.error(node, "'ip_ranges' must have at least one range", ctx)
         out: list[IpRange] = []
         seen: set[str] = set()
-        for item in node.value:
+        for item in self.sequence(node, ctx, "'ip_ranges'", "range"):
             fields = self.mapping(item, IP_RANGE_KEYS, ctx, "ip range")
             if fields is None:
                 continue

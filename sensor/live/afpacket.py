@@ -95,6 +95,12 @@ class CaptureCounters:
     def as_dict(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in self.__slots__}
 
+    def count(self, caplens: npt.NDArray[np.int32], origlens: npt.NDArray[np.int32]) -> None:
+        """Packets handed to the pipeline (any backend)."""
+        self.packets += len(caplens)
+        self.bytes += int(caplens.sum())
+        self.truncated += int(np.count_nonzero(caplens < origlens))
+
 
 def linktype_of(iface: str) -> int:
     """The pcap link type of an interface from its ARPHRD type."""
@@ -205,9 +211,7 @@ def batch_from_blocks(blocks: list[_Block], linktype: int,
     origlens = np.concatenate(orig_all) if orig_all else np.zeros(0, np.int32)
     ts = np.concatenate(ts_all) if ts_all else np.zeros(0, np.int64)
     if counters is not None:
-        counters.packets += len(offsets)
-        counters.bytes += int(caplens.sum())
-        counters.truncated += int(np.count_nonzero(caplens < origlens))
+        counters.count(caplens, origlens)
         counters.blocks += len(blocks)
     return PacketBatch(buf, offsets, caplens, origlens, ts,
                        np.full(len(offsets), linktype, dtype=np.int32), pos)
@@ -278,8 +282,7 @@ class AfPacketRing:
             sock.bind((self.iface, ETH_P_ALL))
             self.ifindex = socket.if_nametoindex(self.iface)
             if s.promisc:
-                idx = socket.if_nametoindex(self.iface)
-                mreq = struct.pack("<iHH8s", idx, PACKET_MR_PROMISC, 0, b"")
+                mreq = struct.pack("<iHH8s", self.ifindex, PACKET_MR_PROMISC, 0, b"")
                 sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
             if s.fanout_group is not None:
                 val = ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16) | (

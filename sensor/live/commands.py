@@ -121,12 +121,13 @@ def _sink_urls(tables: dict[str, Any], output: str | None, sinks: tuple[str, ...
     """The [sinks] table's URLs plus --sink and --output; stdout if there are none.
 
     (The unit adds a local rotating file with --sink; the config adds the SIEM.)"""
+    from sensor.sinks.cli import output_url
     from sensor.sinks.sinkset import from_toml as sinks_from_toml
     st = sinks_from_toml(tables.get("sinks", {}))
     urls = list(st.urls)
     urls += [u for u in sinks if u not in urls]
     if output is not None:
-        urls.append("stdout:" if output == "-" else "file://" + str(Path(output).resolve()))
+        urls.append(output_url(output, truncate=False))
     if not urls:
         urls = ["stdout:"]
     spool = st.spool_dir if "sinks" in tables and "spool_dir" in tables["sinks"] else None

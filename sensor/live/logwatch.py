@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sensor.app import build_context, make_pipeline
 from sensor.inventory.store import Inventory
 from sensor.live.runner import LiveRunner
 from sensor.live.service import sd_notify
-from sensor.live.workers import build_pipeline, load_parts
 from sensor.sinks.sinkset import open_sinks
 from sensor.sources.feed import LogFeeder
 from sensor.sources.follow import LogFollower
@@ -27,8 +27,7 @@ from sensor.sources.logs import ReadStats
 def run_logs(runner: LiveRunner, kind: str, target: Path) -> int:
     """Follow until SIGTERM/SIGINT; 0 on a clean stop."""
     ws = runner.ws
-    parts = load_parts(runner.config, runner.sig_dirs)
-    pipe = build_pipeline(parts)
+    pipe = make_pipeline(build_context(runner.config, runner.sig_dirs))
     feeder = LogFeeder(pipe)
     ws.state.mkdir(parents=True, exist_ok=True)
     sinks = open_sinks(runner.urls, runner.sink_format, runner.spool_dir or ws.state / "spool")

@@ -14,6 +14,7 @@ from typing import Any
 from sensor.errors import InputError
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+Samples = tuple[tuple[tuple[tuple[str, str], ...], float], ...]  # (labels, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +22,7 @@ class Metric:
     name: str
     kind: str  # counter | gauge
     help: str
-    samples: tuple[tuple[tuple[tuple[str, str], ...], float], ...]  # (labels, value)
+    samples: Samples
 
 
 def _esc(v: str) -> str:
@@ -40,47 +41,49 @@ def render(metrics: list[Metric]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _one(st: dict[str, Any], key: str) -> Samples:
+    return (((), float(st.get(key, 0))),)
+
+
+def _per(label: str, items: dict[str, Any], key: str | None = None) -> Samples:
+    """One sample per item, labelled with its name; ``key`` picks from a dict value."""
+    return tuple((((label, name),), float(v if key is None else v.get(key, 0)))
+                 for name, v in sorted(items.items()))
+
+
 def from_status(st: dict[str, Any]) -> list[Metric]:
     """The metric set from the status document the watch loop builds (status.py)."""
     ifaces: dict[str, dict[str, int]] = st.get("interfaces", {})
-
-    def per_iface(key: str) -> tuple[tuple[tuple[tuple[str, str], ...], float], ...]:
-        return tuple(((("interface", i),), float(c.get(key, 0))) for i, c in sorted(ifaces.items()))
-
-    fnd: dict[str, int] = st.get("findings_active", {})
-    emitted: dict[str, int] = st.get("findings_emitted", {})
     sinks: dict[str, dict[str, Any]] = st.get("sinks", {})
     return [
         Metric("shadowai_up", "gauge", "1 while the sensor runs", (((), 1.0),)),
         Metric("shadowai_workers", "gauge", "capture worker processes alive",
-               (((), float(st.get("workers_alive", 0))),)),
+               _one(st, "workers_alive")),
         Metric("shadowai_packets_total", "counter", "packets captured and analysed",
-               per_iface("packets")),
-        Metric("shadowai_bytes_total", "counter", "captured bytes analysed", per_iface("bytes")),
+               _per("interface", ifaces, "packets")),
+        Metric("shadowai_bytes_total", "counter", "captured bytes analysed",
+               _per("interface", ifaces, "bytes")),
         Metric("shadowai_kernel_packets_total", "counter",
                "packets the kernel offered to the capture sockets (incl. drops)",
-               per_iface("kernel_packets")),
+               _per("interface", ifaces, "kernel_packets")),
         Metric("shadowai_kernel_drops_total", "counter",
-               "packets the kernel dropped because the ring was full", per_iface("kernel_drops")),
+               "packets the kernel dropped because the ring was full",
+               _per("interface", ifaces, "kernel_drops")),
         Metric("shadowai_truncated_total", "counter", "packets cut short by the ring",
-               per_iface("truncated")),
+               _per("interface", ifaces, "truncated")),
         Metric("shadowai_own_drops_total", "counter",
-               "packets captured but not analysed (pipeline errors)",
-               (((), float(st.get("own_drops", 0))),)),
-        Metric("shadowai_flows_total", "counter", "flows created",
-               (((), float(st.get("flows", 0))),)),
+               "packets captured but not analysed (pipeline errors)", _one(st, "own_drops")),
+        Metric("shadowai_flows_total", "counter", "flows created", _one(st, "flows")),
         Metric("shadowai_findings", "gauge", "current findings by type",
-               tuple(((("type", t),), float(n)) for t, n in sorted(fnd.items()))),
+               _per("type", st.get("findings_active", {}))),
         Metric("shadowai_findings_emitted_total", "counter", "findings sent to the sinks by type",
-               tuple(((("type", t),), float(n)) for t, n in sorted(emitted.items()))),
+               _per("type", st.get("findings_emitted", {}))),
         Metric("shadowai_sink_backlog", "gauge", "records waiting in a sink's spool",
-               tuple(((("sink", s),), float(v.get("pending", 0)))
-                     for s, v in sorted(sinks.items()))),
+               _per("sink", sinks, "pending")),
         Metric("shadowai_sink_dropped_total", "counter", "records a sink dropped",
-               tuple(((("sink", s),), float(v.get("dropped", 0)))
-                     for s, v in sorted(sinks.items()))),
+               _per("sink", sinks, "dropped")),
         Metric("shadowai_reloads_total", "counter", "signature/config reloads (SIGHUP)",
-               (((), float(st.get("reloads", 0))),)),
+               _one(st, "reloads")),
     ]
 
 

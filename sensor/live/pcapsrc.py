@@ -71,16 +71,14 @@ class PcapSet:
                 ts.append(sec * 1_000_000_000 + usec * 1000)
             if not datas:
                 continue
-            c = self.counters[iface]
-            c.packets += len(datas)
-            c.bytes += sum(caps)
-            c.truncated += sum(1 for a, b in zip(caps, origs, strict=True) if a < b)
             raw = b"".join(datas) + bytes(64)
             caplens = np.array(caps, dtype=np.int32)
+            origlens = np.array(origs, dtype=np.int32)
+            self.counters[iface].count(caplens, origlens)
             offsets = np.zeros(len(caps), dtype=np.int64)
             np.cumsum(caplens[:-1], out=offsets[1:])
             out.append(PacketBatch(np.frombuffer(raw, dtype=np.uint8), offsets, caplens,
-                                   np.array(origs, dtype=np.int32), np.array(ts, dtype=np.int64),
+                                   origlens, np.array(ts, dtype=np.int64),
                                    np.full(len(caps), lt, dtype=np.int32), len(raw) - 64))
         return out
 

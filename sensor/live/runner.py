@@ -12,12 +12,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from sensor.app import build_context
 from sensor.errors import InputError
 from sensor.live.afpacket import RingSettings, fanout_group_ids
 from sensor.live.metrics import MetricsServer, from_status, parse_listen
 from sensor.live.service import LOG_FORMATS, Logger, SignalFlags, sd_notify, watchdog_interval_s
 from sensor.live.status import STATUS_NAME, STATUS_SCHEMA, sum_interfaces, write_status
-from sensor.live.workers import BACKENDS, WorkerPool, WorkerSpec, load_parts
+from sensor.live.workers import BACKENDS, WorkerPool, WorkerSpec
 
 NS = 1_000_000_000
 DEFAULT_STATE_DIR = Path("/var/lib/shadowai")
@@ -140,7 +141,7 @@ class LiveRunner:
         from sensor.sinks.sinkset import open_sinks
 
         ws = self.ws.check()
-        load_parts(self.config, self.sig_dirs)  # bad signatures/config: fail before capture
+        build_context(self.config, self.sig_dirs)  # bad signatures/config: fail before capture
         ring = ws.ring()
         groups = tuple(fanout_group_ids(len(ws.interfaces)))
         specs = [WorkerSpec(i, ws.interfaces, ring, groups, ws.backend, self.config,
@@ -216,7 +217,7 @@ class LiveRunner:
         swap between two batches (capture never stops)."""
         sd_notify("RELOADING=1")
         try:
-            load_parts(self.config, self.sig_dirs)
+            build_context(self.config, self.sig_dirs)
             if self.config is not None:
                 from sensor.config import load_tables
                 new = from_toml(load_tables(self.config).get("watch", {}))

@@ -8,8 +8,7 @@ import os
 import signal
 import socket
 import sys
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 from typing import IO, Any
 
@@ -95,7 +94,6 @@ class SignalFlags:
 
     stop: bool = False
     reload: bool = False
-    received: list[int] = field(default_factory=list)
 
     def install(self) -> None:
         signal.signal(signal.SIGTERM, self._on_stop)
@@ -104,18 +102,12 @@ class SignalFlags:
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop = True
-        self.received.append(signum)
 
     def _on_reload(self, signum: int, frame: FrameType | None) -> None:
         self.reload = True
-        self.received.append(signum)
 
 
 def ignore_signals() -> None:
     """Workers leave signals to the parent, which tells them what to do over their pipe."""
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(s, signal.SIG_IGN)
-
-
-def monotonic() -> float:
-    return time.monotonic()

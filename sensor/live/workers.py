@@ -22,7 +22,7 @@ import signal
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from sensor.app import YOUNG_GC_THRESHOLD, RunContext, build_context, make_pipeline
 from sensor.catalog.index import Catalog
 from sensor.errors import InputError
+from sensor.formats.common import SEVERITY_RANK
 from sensor.live.afpacket import AfPacketRing, CaptureCounters, RingSet, RingSettings
 from sensor.live.service import Logger, ignore_signals
 from sensor.pipeline import Pipeline
@@ -37,7 +38,6 @@ from sensor.records import DnsMessage, Observation
 from sensor.sources.batch import PacketBatch
 
 BACKENDS = ("auto", "afpacket", "pcap")
-SEVERITY_ORDER = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
 
 class Source(Protocol):
@@ -60,20 +60,6 @@ class WorkerSpec:
     snapshot_s: float = 5.0
     log_format: str = "kv"
     workers: int = 1  # how many workers share the interfaces
-
-
-# everything a worker's pipeline needs: the same context as ``hunt`` (sensor/app.py)
-PipelineParts = RunContext
-
-
-def load_parts(config: Path | None, sig_dirs: tuple[Path, ...]) -> PipelineParts:
-    """Everything the pipeline needs from disk, as ``hunt`` loads it (InputError if bad)."""
-    return build_context(config, sig_dirs)
-
-
-def build_pipeline(parts: PipelineParts,
-                   on_observation: Callable[[Observation], None] | None = None) -> Pipeline:
-    return make_pipeline(parts, on_observation)
 
 
 _ADDRESS_TYPES = (1, 28)  # A, AAAA
@@ -120,7 +106,7 @@ def apply_bindings(pipe: Pipeline, bindings: list[Any]) -> None:
         pipe.dns.add(str(client), str(server), str(name), int(ts), int(ttl))
 
 
-def swap_catalog(pipe: Pipeline, parts: PipelineParts) -> None:
+def swap_catalog(pipe: Pipeline, parts: RunContext) -> None:
     """New signatures and policy without losing flows, DNS bindings or findings so far."""
     pipe.swap_knowledge(parts.catalog, parts.policy, parts.fingerprints, parts.encrypted_dns)
 
@@ -147,8 +133,7 @@ def _merge_into(cur: dict[str, Any], f: dict[str, Any]) -> None:
         cur["first_seen"] = f["first_seen"]
     if f.get("last_seen") and (not cur.get("last_seen") or f["last_seen"] > cur["last_seen"]):
         cur["last_seen"] = f["last_seen"]
-    if SEVERITY_ORDER.get(f.get("severity", ""), 0) > SEVERITY_ORDER.get(cur.get("severity", ""),
-                                                                          0):
+    if SEVERITY_RANK.get(f.get("severity", ""), 0) > SEVERITY_RANK.get(cur.get("severity", ""), 0):
         cur["severity"] = f["severity"]
         if "policy" in f:
             cur["policy"] = f["policy"]
@@ -192,10 +177,7 @@ def open_source(spec: WorkerSpec) -> Source:
         rings: list[AfPacketRing] = []
         try:
             for iface, group in zip(spec.ifaces, spec.fanout_groups, strict=True):
-                rs = RingSettings(spec.ring.block_size, spec.ring.block_count,
-                                  spec.ring.block_timeout_ms, spec.ring.promisc,
-                                  spec.ring.bpf_filter, group)
-                rings.append(AfPacketRing(iface, rs).open())
+                rings.append(AfPacketRing(iface, replace(spec.ring, fanout_group=group)).open())
             return RingSet(rings)
         except InputError as e:
             for r in rings:
@@ -231,7 +213,7 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
     ignore_signals()
     log = Logger(spec.log_format, component=f"worker{spec.index}")
     try:
-        parts = load_parts(spec.config, spec.sig_dirs)
+        parts = build_context(spec.config, spec.sig_dirs)
         src = open_source(spec)
     except InputError as e:
         _send(conn, {"t": "error", "msg": str(e)})
@@ -241,7 +223,7 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
         return
     pipe: Pipeline | None = None
     share = DnsShare(lambda: pipe.catalog if pipe is not None else parts.catalog)
-    pipe = build_pipeline(parts, share.on_observation if spec.workers > 1 else None)
+    pipe = make_pipeline(parts, share.on_observation if spec.workers > 1 else None)
     own_drops = reloads = 0
     batch_packets = parts.settings.batch_packets
     # this process runs packets until it stops; no freeze: a reload replaces the catalog
@@ -264,7 +246,7 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
                         stopping = True
                     elif msg.get("t") == "reload":
                         try:
-                            swap_catalog(pipe, load_parts(spec.config, spec.sig_dirs))
+                            swap_catalog(pipe, build_context(spec.config, spec.sig_dirs))
                             reloads += 1
                             log.info("reloaded", signatures=len(pipe.catalog.services))
                         except InputError as e:

@@ -22,7 +22,6 @@ class RotatingFileSink:
         self.max_bytes = max_bytes
         self.rotate_s = rotate_s
         self.keep = max(keep, 1)
-        self.written = 0
         self.rotations = 0
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,7 +39,6 @@ class RotatingFileSink:
             self._rotate()
         self._fh.write(line + b"\n")  # one call: this runs per observation with --observations
         self._size += n
-        self.written += 1
 
     def _rotate(self) -> None:
         self._fh.close()
@@ -64,11 +62,9 @@ class RotatingFileSink:
 class StdoutSink:
     def __init__(self) -> None:
         self._out = sys.stdout.buffer
-        self.written = 0
 
     def write(self, line: bytes) -> None:
         self._out.write(line + b"\n")
-        self.written += 1
 
     def flush(self) -> None:
         self._out.flush()

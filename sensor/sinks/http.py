@@ -78,6 +78,11 @@ class HttpTransport(Transport):
             raise TransientError(f"POST {where}: HTTP {status}")
         return status, data
 
+    def _halves(self, batch: list[bytes]) -> int:
+        """HTTP 413, too big for the receiver: send each half on its own."""
+        half = len(batch) // 2
+        return self.send(batch[:half]) + self.send(batch[half:])
+
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
@@ -101,9 +106,8 @@ class SplunkHecTransport(HttpTransport):
             status, data = self._post(self.path, b"\n".join(batch), "application/json")
             if 200 <= status < 300:
                 return rejected
-            if status == 413 and len(batch) > 1:   # too big for the receiver: halve it
-                half = len(batch) // 2
-                return rejected + self.send(batch[:half]) + self.send(batch[half:])
+            if status == 413 and len(batch) > 1:
+                return rejected + self._halves(batch)
             reply = _json(data)
             bad = reply.get("invalid-event-number")
             if status == 400 and isinstance(bad, int) and 0 <= bad < len(batch):
@@ -142,9 +146,8 @@ class ElasticBulkTransport(HttpTransport):
         for _ in range(self.max_item_retries):
             body = b"".join(self.action + b"\n" + doc + b"\n" for doc in todo)
             status, data = self._post(self.path, body, "application/x-ndjson")
-            if status == 413 and len(todo) > 1:    # too big for the receiver: halve it
-                half = len(todo) // 2
-                return rejected + self.send(todo[:half]) + self.send(todo[half:])
+            if status == 413 and len(todo) > 1:
+                return rejected + self._halves(todo)
             if not 200 <= status < 300:
                 return rejected + len(todo)   # 400 on the whole request: unusable
             reply = _json(data)
@@ -187,9 +190,8 @@ class WebhookTransport(HttpTransport):
 
     def send(self, batch: list[bytes]) -> int:
         status, _ = self._post(self.path, b"[" + b",".join(batch) + b"]", "application/json")
-        if status == 413 and len(batch) > 1:        # too big for the receiver: halve it
-            half = len(batch) // 2
-            return self.send(batch[:half]) + self.send(batch[half:])
+        if status == 413 and len(batch) > 1:
+            return self._halves(batch)
         return 0 if 200 <= status < 300 else len(batch)
 
 

@@ -18,10 +18,6 @@ class JsonlSink:
             StdoutSink() if path in (None, "-") else RotatingFileSink(str(path), truncate=True))
         self._write = self._out.write
 
-    @property
-    def written(self) -> int:
-        return self._out.written
-
     def write(self, obj: dict[str, Any]) -> None:
         self._write(dumps(obj))
 

@@ -62,23 +62,19 @@ def from_toml(table: dict[str, Any]) -> SinksSettings:
     return SinksSettings(tuple(urls), fmt, Path(spool_dir), mb << 20, str(fsync))
 
 
-def _json_bytes(doc: Any) -> bytes:
-    return dumps(doc)
-
-
 def _encoder(spec: SinkSpec, fmt: str) -> Encoder:
     kind = spec.kind
-    if kind in ("file", "stdout", "syslog_udp", "syslog_tcp", "syslog_tls"):
-        if kind.startswith("syslog"):
-            from sensor.sinks.syslog import SyslogFormatter
-
-            sf = SyslogFormatter(spec)
-
-            def enc_syslog(rec: dict[str, Any], rkind: str) -> bytes | None:
-                body = render(fmt, rec, rkind)
-                return None if body is None else sf.format(rec, body, rkind)
-            return enc_syslog
+    if kind in ("file", "stdout"):
         return lambda rec, rkind: render(fmt, rec, rkind)
+    if kind.startswith("syslog"):
+        from sensor.sinks.syslog import SyslogFormatter
+
+        sf = SyslogFormatter(spec)
+
+        def enc_syslog(rec: dict[str, Any], rkind: str) -> bytes | None:
+            body = render(fmt, rec, rkind)
+            return None if body is None else sf.format(rec, body, rkind)
+        return enc_syslog
     if kind == "splunk":
         host = socket.gethostname()
         sourcetype = spec.param("sourcetype") or f"shadowai:{fmt}"
@@ -95,7 +91,7 @@ def _encoder(spec: SinkSpec, fmt: str) -> Encoder:
                 ev["time"] = ms / 1000
             if index:
                 ev["index"] = index
-            return _json_bytes(ev)
+            return dumps(ev)
         return enc_hec
     if kind == "elastic":
         if fmt == "cef":
@@ -108,7 +104,7 @@ def _encoder(spec: SinkSpec, fmt: str) -> Encoder:
                 return None
             if "@timestamp" not in doc:   # data streams require it
                 doc = {"@timestamp": rec.get("last_seen") or rec.get("first_seen"), **doc}
-            return _json_bytes(doc)
+            return dumps(doc)
         return enc_es
     if kind == "kafka":
         from sensor.sinks.kafka import KEY_SEP, kafka_key
@@ -124,7 +120,7 @@ def _encoder(spec: SinkSpec, fmt: str) -> Encoder:
 
     def enc_webhook(rec: dict[str, Any], rkind: str) -> bytes | None:
         doc = render_doc(fmt, rec, rkind)
-        return None if doc is None else _json_bytes(doc)
+        return None if doc is None else dumps(doc)
     return enc_webhook
 
 

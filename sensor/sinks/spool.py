@@ -66,9 +66,7 @@ class Spool:
         self.fsync = fsync
         self.fsync_interval_s = fsync_interval_s
         self._lock = threading.Condition()
-        self.appended = 0
         self.dropped = 0
-        self.corrupt = 0
         self._counts: dict[int, int] = {}
         self._sizes: dict[int, int] = {}
         for p in sorted(self.dir.glob("seg-*.mpk")):
@@ -85,7 +83,6 @@ class Spool:
         self._wfd = -1
         self._open_segment(self._wseq)
         self._last_sync = time.monotonic()
-        self._dirty = False
 
     # -- helpers ---------------------------------------------------------------------
     def _path(self, seq: int) -> Path:
@@ -123,6 +120,16 @@ class Spool:
         self._counts.setdefault(seq, 0)
         self._sizes.setdefault(seq, 0)
 
+    def _sync_due(self) -> bool:
+        """Whether the fsync policy asks for a sync now (the caller does it)."""
+        if self.fsync == "always":
+            return True
+        now = time.monotonic()
+        if self.fsync == "interval" and now - self._last_sync >= self.fsync_interval_s:
+            self._last_sync = now
+            return True
+        return False
+
     def _write_ack(self, sync: bool) -> None:
         tmp = self.dir / "ack.tmp"
         data = msgpack.packb([self._ack.seg, self._ack.offset, self._ack.index])
@@ -145,15 +152,8 @@ class Spool:
             os.write(self._wfd, data)
             self._sizes[self._wseq] += len(data)
             self._counts[self._wseq] += 1
-            self.appended += 1
-            self._dirty = True
-            if self.fsync == "always":
+            if self._sync_due():
                 os.fsync(self._wfd)
-            elif self.fsync == "interval":
-                now = time.monotonic()
-                if now - self._last_sync >= self.fsync_interval_s:
-                    os.fsync(self._wfd)
-                    self._last_sync = now
             if sum(self._sizes.values()) > self.max_bytes:
                 self._drop_oldest()
             self._lock.notify_all()
@@ -215,7 +215,6 @@ class Spool:
                 if not recs:        # torn or corrupt tail of a finished segment: skip it
                     if not finished:
                         break
-                    self.corrupt += 1
                     self._read = Cursor(cur.seg, size, cur.index)
                     continue
                 self._read = Cursor(cur.seg, cur.offset + used, cur.index + len(recs))
@@ -264,12 +263,7 @@ class Spool:
             self._ack = upto
             for seq in [s for s in self._sizes if s < upto.seg]:
                 self._remove(seq)
-            now = time.monotonic()
-            sync = self.fsync == "always" or (
-                self.fsync == "interval" and now - self._last_sync >= self.fsync_interval_s)
-            self._write_ack(sync)
-            if sync:
-                self._last_sync = now
+            self._write_ack(self._sync_due())
             self._lock.notify_all()
 
     def pending(self) -> int:

@@ -10,10 +10,10 @@ import select
 import socket
 import ssl
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from sensor.errors import InputError
+from sensor.findings import rfc3339
 from sensor.sinks.url import SinkSpec
 from sensor.sinks.worker import PermanentError, TransientError, Transport
 
@@ -42,17 +42,7 @@ class SyslogFormatter:
         self.hostname = _header_token(spec.param("hostname") or socket.gethostname(), 255)
         self.app = _header_token(spec.param("app_name", "shadowai") or "shadowai", 48)
         self._procid = str(os.getpid())
-        self._sec = -1
-        self._ts = ""
         self._msgids: dict[str, str] = {}
-
-    def _now(self) -> str:
-        t = time.time()
-        sec = int(t)
-        if sec != self._sec:   # format the seconds once per second
-            self._sec = sec
-            self._ts = datetime.fromtimestamp(sec, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        return f"{self._ts}.{int((t - sec) * 1e6):06d}Z"
 
     def format(self, rec: dict[str, Any], body: bytes, kind: str = "finding") -> bytes:
         pri = self.facility * 8 + SEVERITY.get(str(rec.get("severity")), 6)
@@ -62,7 +52,8 @@ class SyslogFormatter:
             if len(self._msgids) > 256:
                 self._msgids.clear()
             msgid = self._msgids[raw] = _header_token(raw, 32)
-        head = f"<{pri}>1 {self._now()} {self.hostname} {self.app} {self._procid} {msgid} - "
+        now = rfc3339(time.time_ns())
+        head = f"<{pri}>1 {now} {self.hostname} {self.app} {self._procid} {msgid} - "
         return head.encode() + body
 
 

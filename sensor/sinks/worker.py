@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sensor.sinks.spool import Cursor, Spool
 
@@ -170,4 +170,4 @@ class SinkWorker:
         s = self.stats
         s.pending = self.spool.pending()
         s.dropped = self.spool.dropped
-        return SinkStats(**{k: getattr(s, k) for k in SinkStats.__slots__})
+        return replace(s)

@@ -10,12 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sensor.live.workers import (
-    build_pipeline,
-    load_parts,
-    merge_findings,
-    swap_catalog,
-)
+from sensor.app import build_context, make_pipeline
+from sensor.live.workers import merge_findings, swap_catalog
 from sensor.sources.capture import open_capture
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -23,7 +19,7 @@ SAMPLE = ROOT / "pcaps" / "sample.pcap"
 
 
 def fed_pipeline():
-    pipe = build_pipeline(load_parts(None, ()))
+    pipe = make_pipeline(build_context(None, ()))
     with open_capture(SAMPLE) as r:
         for b in r.batches(100_000):
             pipe.feed(b)
@@ -53,7 +49,7 @@ def test_swap_catalog_keeps_flows_and_findings():
     n_flows = len(pipe.flows)
     ids = {f.id for f in pipe.snapshot()}
     old_catalog = pipe.catalog
-    swap_catalog(pipe, load_parts(None, ()))
+    swap_catalog(pipe, build_context(None, ()))
     assert pipe.catalog is not old_catalog
     assert len(pipe.flows) == n_flows
     assert {f.id for f in pipe.finish()} >= ids
@@ -185,10 +181,10 @@ def test_dns_answer_on_one_worker_names_a_flow_on_another(tmp_path):
     dns_lab.dns("10.0.0.5", "example.org", ["192.0.2.99"])  # not AI: not shared
     flow_lab.wait(1.0)
     flow_lab.tcp("10.0.0.5", 50000, "192.0.2.77", 443, [b"\x00" * 40], [b"\x00" * 40])
-    parts = load_parts(None, ())
+    parts = build_context(None, ())
     share = DnsShare(lambda: parts.catalog)
-    a = build_pipeline(parts, share.on_observation)
-    b = build_pipeline(parts)
+    a = make_pipeline(parts, share.on_observation)
+    b = make_pipeline(parts)
     _feed_file(a, dns_lab.write(tmp_path / "dns.pcap"))
     bindings = share.take()
     assert [(x[0], x[1], x[2]) for x in bindings] == [("10.0.0.5", "192.0.2.77",
