@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from sensor.app import YOUNG_GC_THRESHOLD, RunContext, build_context, make_pipeline
 from sensor.catalog.index import Catalog
+from sensor.decoders.dns import T_CNAME, address_answers
 from sensor.errors import InputError
 from sensor.formats.common import SEVERITY_RANK
 from sensor.live.afpacket import AfPacketRing, CaptureCounters, RingSet, RingSettings
@@ -62,8 +63,6 @@ class WorkerSpec:
     workers: int = 1  # how many workers share the interfaces
 
 
-_ADDRESS_TYPES = (1, 28)  # A, AAAA
-_CNAME = 5
 Binding = tuple[str, str, str, int, int]  # client, server address, name, ts_ns, ttl_s
 
 
@@ -88,13 +87,10 @@ class DnsShare:
             return
         qname = m.questions[0].name
         if not (self._related(qname) or any(
-                a.rtype == _CNAME and self._related(a.value) for a in m.answers)):
+                a.rtype == T_CNAME and self._related(a.value) for a in m.answers)):
             return
-        for a in m.answers:
-            if a.rtype in _ADDRESS_TYPES:
-                self.outbox.append((o.dst_ip, a.value, qname, o.ts_ns, a.ttl_s))
-            for ip in a.hint_ips:
-                self.outbox.append((o.dst_ip, ip, qname, o.ts_ns, a.ttl_s))
+        self.outbox.extend((o.dst_ip, ip, qname, o.ts_ns, ttl_s)
+                           for ip, ttl_s in address_answers(m))
 
     def take(self) -> list[Binding]:
         out, self.outbox = self.outbox, []
