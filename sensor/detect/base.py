@@ -14,17 +14,6 @@ from sensor.records import Observation
 
 
 @runtime_checkable
-class FindingLike(Protocol):
-    type: str
-    severity: str
-
-    @property
-    def id(self) -> str: ...
-
-    def to_dict(self) -> dict[str, Any]: ...
-
-
-@runtime_checkable
 class ObservationDetector(Protocol):
     """Sees every decoded observation (handshakes, DNS, HTTP messages...)."""
 

@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from sensor.datafiles import read_yaml
-from sensor.decoders.http_stream import HttpExchange, HttpMessage
+from sensor.decoders.http_stream import HttpMessage
 from sensor.detect.selfhosted import (
     CREDENTIAL_QUERY_KEYS,
     ServerSignature,
@@ -40,6 +40,7 @@ from sensor.detect.selfhosted import (
     query_params,
     request_path,
 )
+from sensor.detect.servers import exchange_request
 from sensor.errors import InputError
 from sensor.findings import count_bounded, envelope, finding_id, server_object
 from sensor.records import HttpRequest, Observation
@@ -237,7 +238,6 @@ class CredentialDetector:
             r"(?<![A-Za-z0-9_-])(?:" + "|".join(f"(?:{p})" for p in body_fmts)
             + r")(?![A-Za-z0-9_-])") if body_fmts else None
         self._creds: dict[tuple[str, str, int, str], _Cred] = {}
-        self._names: dict[tuple[str, int], str] = {}
         self.dropped = 0
 
     def _digest(self, token: str) -> str:
@@ -260,13 +260,10 @@ class CredentialDetector:
     observation_kinds = frozenset({"http.exchange"})  # the pipeline sends only these
 
     def on_observation(self, o: Observation) -> None:
-        ex = o.payload
-        if o.kind != "http.exchange" or not isinstance(ex, HttpExchange):
+        got = exchange_request(o)
+        if got is None:
             return
-        req = ex.request
-        head = req.head
-        if not isinstance(head, HttpRequest):
-            return
+        req, head = got[0].request, got[1]
         ctype = (head.content_type or "").lower()
         scan_body = (self._body_rx is not None and bool(req.body)
                      and any(t in ctype for t in _BODY_TYPES))

@@ -25,6 +25,7 @@ from typing import Any
 
 from sensor.decoders.http_stream import HttpExchange, HttpMessage, sse_events
 from sensor.detect.selfhosted import (
+    INFLATED_ENCODINGS,
     body_text,
     has_credentials,
     json_documents,
@@ -78,7 +79,6 @@ def _s(v: Any, n: int = 100) -> str | None:
 class _Server(ServerState):
     is_mcp: bool = False
     transports: set[str] = field(default_factory=set)
-    paths: dict[str, int] = field(default_factory=dict)
     protocol_versions: dict[str, int] = field(default_factory=dict)
     server_names: dict[str, int] = field(default_factory=dict)  # "name version"
     client_names: dict[str, int] = field(default_factory=dict)
@@ -304,10 +304,7 @@ def _may_contain(msg: HttpMessage, word: bytes) -> bool:
     if word in body or b"\\u" in body:
         return True
     # body_text inflates these encodings: anything may come out
-    return (msg.header("content-encoding") or "").strip().lower() in _INFLATED
-
-
-_INFLATED = ("gzip", "x-gzip", "deflate")
+    return (msg.header("content-encoding") or "").strip().lower() in INFLATED_ENCODINGS
 
 
 def _accepts_sse(req: HttpMessage) -> bool:

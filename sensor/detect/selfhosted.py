@@ -36,6 +36,7 @@ from sensor.records import HttpRequest, HttpResponse, Observation
 TYPE = "self_hosted_llm"
 MAX_DECODED = 64 * 1024  # bytes a compressed body may inflate to
 CREDENTIAL_QUERY_KEYS = frozenset({"key", "api_key", "apikey", "api-key", "access_token", "token"})
+INFLATED_ENCODINGS = ("gzip", "x-gzip", "deflate")  # Content-Encodings body_bytes inflates
 _STRENGTHS = ("strong", "weak")
 _REQ_CACHE = 4096  # (method, path) -> matching rules, memoised per detector
 
@@ -71,7 +72,7 @@ def body_bytes(msg: HttpMessage) -> bytes:
     """The body as kept, inflated when Content-Encoding is gzip/deflate (bounded)."""
     enc = (msg.header("content-encoding") or "").strip().lower()
     data = msg.body
-    if enc in ("gzip", "x-gzip", "deflate") and data:
+    if enc in INFLATED_ENCODINGS and data:
         try:
             wbits = 47 if enc != "deflate" else 15  # 32+15: gzip or zlib header
             d = zlib.decompressobj(wbits)
@@ -342,10 +343,6 @@ def parse_signature(data: Any, source: str) -> ServerSignature:
     )
 
 
-def rule_matches(rule: Rule, ex: HttpExchange, method: str, path: str) -> bool:
-    return rule.matches_request(method, path) and _rest_matches(rule, _Bodies(ex))
-
-
 class _Bodies:
     """An exchange's body texts, decoded (and inflated) once however many rules read them."""
 
@@ -368,7 +365,8 @@ class _Bodies:
 
 
 def _rest_matches(rule: Rule, bodies: _Bodies) -> bool:
-    """Everything :func:`rule_matches` checks after the request line."""
+    """Whether the exchange meets the rule beyond its request line (see
+    :meth:`Rule.matches_request`): request body, response status, headers and body."""
     ex = bodies.ex
     if rule.request_body is not None and rule.request_body.search(bodies.request()) is None:
         return False
@@ -495,7 +493,6 @@ class SelfHostedDetector:
         """``internal``: which server addresses count as internal (a policy may widen it)."""
         self.signatures = tuple(signatures) if signatures is not None else load_signatures()
         self.internal = internal
-        self._by_id = {s.id: s for s in self.signatures}
         self._index = _RuleIndex.build(self.signatures)
         self._req_cache: dict[tuple[str, str], tuple[int, ...]] = {}
         self._servers = ServerTable(_Server)

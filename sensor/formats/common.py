@@ -95,6 +95,16 @@ def extra_keys(f: dict[str, Any]) -> list[str]:
     return [k for k in f if k not in ENVELOPE]
 
 
+def carry(f: dict[str, Any], into: dict[str, Any]) -> dict[str, Any]:
+    """``into`` plus the finding's service and every key beyond the envelope, whole
+    (the ECS ``shadowai`` and OCSF ``unmapped`` objects)."""
+    if f.get("service"):
+        into["service"] = dict(f["service"])
+    for key in extra_keys(f):
+        into[key] = f[key]
+    return into
+
+
 def ja4s(f: dict[str, Any]) -> list[str]:
     """JA4 fingerprints of the client, from the ``tls`` object or ``tls.ja4`` evidence."""
     tls = f.get("tls")

@@ -14,8 +14,8 @@ from sensor.formats.common import (
     SEVERITY_RANK,
     TECHNIQUES,
     VENDOR,
+    carry,
     evidence_by_kind,
-    extra_keys,
     ja4s,
     summary,
     title,
@@ -28,10 +28,6 @@ _CATEGORY_TYPE = {
     "encrypted_dns": (["network"], ["protocol"]),
     "cleartext_credential": (["network", "authentication"], ["info"]),
 }
-
-
-_THREAT = {k: (t.framework, t.tactic_id, t.tactic_name, t.tactic_url, t.technique_id,
-                t.technique_name, t.technique_url) for k, t in TECHNIQUES.items()}
 
 
 def ecs_mac(mac: str | None) -> str | None:
@@ -123,21 +119,17 @@ def finding_to_ecs(f: dict[str, Any]) -> dict[str, Any]:
     if service:
         rule["category"] = str(service.get("category", ""))
     doc["rule"] = rule
-    t = _THREAT.get(ftype)
+    t = TECHNIQUES.get(ftype)
     if t is not None:
-        doc["threat"] = {"framework": t[0],
-                         "tactic": {"id": [t[1]], "name": [t[2]], "reference": [t[3]]},
-                         "technique": {"id": [t[4]], "name": [t[5]], "reference": [t[6]]}}
-
-    custom: dict[str, Any] = {"finding": {"id": f["id"], "type": ftype, "severity": sev,
-                                          "schema": f.get("schema")},
-                              "counts": dict(counts),
-                              "evidence": list(f.get("evidence") or [])}
-    if service:
-        custom["service"] = dict(service)
-    for key in extra_keys(f):
-        custom[key] = f[key]
-    doc["shadowai"] = custom
+        doc["threat"] = {"framework": t.framework,
+                         "tactic": {"id": [t.tactic_id], "name": [t.tactic_name],
+                                    "reference": [t.tactic_url]},
+                         "technique": {"id": [t.technique_id], "name": [t.technique_name],
+                                       "reference": [t.technique_url]}}
+    doc["shadowai"] = carry(f, {"finding": {"id": f["id"], "type": ftype, "severity": sev,
+                                            "schema": f.get("schema")},
+                                "counts": dict(counts),
+                                "evidence": list(f.get("evidence") or [])})
     return doc
 
 

@@ -12,8 +12,8 @@ from sensor.formats.common import (
     PRODUCT,
     TECHNIQUES,
     VENDOR,
+    carry,
     evidence_values,
-    extra_keys,
     summary,
     title,
     ts_ms,
@@ -41,13 +41,14 @@ def finding_to_ocsf(f: dict[str, Any], product_version: str = "0.1.0") -> dict[s
     sev_id = SEVERITY_ID.get(str(f.get("severity")), 0)
     client = f.get("client") or {}
     server = f.get("server") or {}
-    service = f.get("service") or None
     first, last = ts_ms(f.get("first_seen")), ts_ms(f.get("last_seen"))
+    ftitle, line = title(f), summary(f)
+    product = {"name": PRODUCT, "vendor_name": VENDOR, "version": product_version}
 
     info: dict[str, Any] = {
-        "uid": f["id"], "title": title(f), "desc": summary(f), "types": [ftype],
-        "analytic": {"uid": ftype, "name": title(f), "type_id": 1, "type": "Rule"},
-        "product": {"name": PRODUCT, "vendor_name": VENDOR, "version": product_version},
+        "uid": f["id"], "title": ftitle, "desc": line, "types": [ftype],
+        "analytic": {"uid": ftype, "name": ftitle, "type_id": 1, "type": "Rule"},
+        "product": product,
     }
     if first is not None:
         info["first_seen_time"] = first
@@ -95,11 +96,10 @@ def finding_to_ocsf(f: dict[str, Any], product_version: str = "0.1.0") -> dict[s
         "type_uid": TYPE_UID, "type_name": f"{CLASS_NAME}: {ACTIVITY_NAME}",
         "severity_id": sev_id, "severity": SEVERITY_NAME.get(sev_id, "Unknown"),
         "time": last if last is not None else 0,
-        "message": summary(f),
+        "message": line,
         "status_id": 1, "status": "New",
         "metadata": {"version": OCSF_VERSION, "uid": f["id"], "log_name": "finding",
-                     "product": {"name": PRODUCT, "vendor_name": VENDOR,
-                                 "version": product_version}},
+                     "product": dict(product)},
         "finding_info": info,
         "evidences": [evidence],
     }
@@ -109,10 +109,5 @@ def finding_to_ocsf(f: dict[str, Any], product_version: str = "0.1.0") -> dict[s
         doc["end_time"] = last
     if observables:
         doc["observables"] = observables
-    unmapped: dict[str, Any] = {"schema": f.get("schema")}
-    if service:
-        unmapped["service"] = dict(service)
-    for key in extra_keys(f):
-        unmapped[key] = f[key]
-    doc["unmapped"] = unmapped
+    doc["unmapped"] = carry(f, {"schema": f.get("schema")})
     return doc

@@ -19,7 +19,7 @@ from sensor.errors import InputError
 from sensor.findings import rfc3339
 from sensor.inventory.cyclonedx import build_bom
 from sensor.inventory.store import AssetSet, Inventory, default_db_path
-from sensor.inventory.summary import summary
+from sensor.inventory.summary import size_text, summary
 
 ASSETS_SCHEMA = "shadowai.assets/v1"
 FORMATS = ("table", "json", "csv", "cyclonedx", "html")
@@ -86,15 +86,6 @@ def assets_csv(assets: AssetSet) -> str:
     return buf.getvalue()
 
 
-def _size(n: int) -> str:
-    f = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if f < 1024 or unit == "GB":
-            return f"{int(f)} {unit}" if unit == "B" else f"{f:.1f} {unit}"
-        f /= 1024
-    return str(n)
-
-
 def _grid(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
@@ -110,7 +101,8 @@ def assets_table(assets: AssetSet) -> str:
     rows: list[tuple[str, ...]] = [(s.name, s.category,
              "yes" if s.sanctioned else "no" if s.sanctioned is False else "?",
              _short(s.users or s.clients), rfc3339(s.first_ns)[:19], rfc3339(s.last_ns)[:19],
-             str(s.flows), _size(s.bytes_client_to_server), _size(s.bytes_server_to_client))
+             str(s.flows), size_text(s.bytes_client_to_server, "GB"),
+             size_text(s.bytes_server_to_client, "GB"))
             for s in assets.services]
     lines += _grid(("SERVICE", "CATEGORY", "SANCTIONED", "USERS/CLIENTS", "FIRST SEEN",
                     "LAST SEEN", "FLOWS", "UP", "DOWN"), rows) if rows else ["  (none)"]

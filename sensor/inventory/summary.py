@@ -28,3 +28,13 @@ def summary(findings: Sequence[dict[str, Any]] | None, assets: AssetSet) -> dict
         out["findings"] = len(findings)
         out["alerts"] = sum(1 for f in findings if f.get("severity") in ALERT_SEVERITIES)
     return out
+
+
+def size_text(n: int, largest: str = "TB") -> str:
+    """Bytes for people (1024-based): ``512 B``, ``1.5 KB``...; ``largest``: the biggest unit."""
+    f = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if f < 1024 or unit == largest:
+            return f"{int(f)} {unit}" if unit == "B" else f"{f:.1f} {unit}"
+        f /= 1024
+    return str(n)

@@ -16,7 +16,7 @@ from typing import Any
 
 from sensor.findings import rfc3339
 from sensor.inventory.store import AssetSet, parse_ts
-from sensor.inventory.summary import ALERT_SEVERITIES, summary
+from sensor.inventory.summary import ALERT_SEVERITIES, size_text, summary
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2330;
@@ -45,15 +45,6 @@ _SANC_COLOURS = {"sanctioned": "#1b7f3b", "unsanctioned": "#d0453a", "unknown": 
 
 def _e(v: Any) -> str:
     return escape("" if v is None else str(v), quote=True)
-
-
-def _size(n: int) -> str:
-    f = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if f < 1024 or unit == "TB":
-            return f"{int(f)} {unit}" if unit == "B" else f"{f:.1f} {unit}"
-        f /= 1024
-    return str(n)
 
 
 def _sanc(v: bool | None) -> str:
@@ -161,8 +152,8 @@ def _services(assets: AssetSet) -> str:
             f'<td class="{"yes" if s.sanctioned else "no" if s.sanctioned is False else ""}">'
             f'{st}</td><td>{_e(who)}</td><td>{_e(rfc3339(s.first_ns)[:19])}</td>'
             f'<td>{_e(rfc3339(s.last_ns)[:19])}</td><td class="n">{s.flows}</td>'
-            f'<td class="n">{_e(_size(s.bytes_client_to_server))}</td>'
-            f'<td class="n">{_e(_size(s.bytes_server_to_client))}</td></tr>')
+            f'<td class="n">{_e(size_text(s.bytes_client_to_server))}</td>'
+            f'<td class="n">{_e(size_text(s.bytes_server_to_client))}</td></tr>')
     return _table(("Service", "Category", "Status", "Users / clients", "First seen (UTC)",
                    "Last seen (UTC)", "Flows", "Up", "Down"), rows, "No AI services seen.")
 
@@ -179,7 +170,7 @@ def _top(findings: Sequence[dict[str, Any]], assets: AssetSet) -> str:
     rows = [f'<tr data-device="{_e(c.ip)}" data-services="{len(c.services)}" '
             f'data-bytes-up="{up[c.ip]}"><td>{_e(c.ip)}</td><td>{_e(c.hostname or "")}</td>'
             f'<td>{_e(c.mac or "")}</td><td>{_e(c.user or "")}</td>'
-            f'<td class="n">{len(c.services)}</td><td class="n">{_e(_size(up[c.ip]))}</td></tr>'
+            f'<td class="n">{len(c.services)}</td><td class="n">{_e(size_text(up[c.ip]))}</td></tr>'
             for c in dev]
     out = "<h3>Devices</h3>" + _table(("Client", "Host", "MAC", "User", "AI services",
                                        "Sent to AI"), rows, "No clients.")
@@ -260,7 +251,7 @@ def render_report(findings: Sequence[dict[str, Any]], assets: AssetSet,
     nums.setdefault("alerts", 0)
     cards = "".join(
         f'<div class="metric" data-metric="{k}" data-value="{v}"><b>'
-        f'{_e(_size(v) if k == "bytes_to_ai_services" else v)}</b>'
+        f'{_e(size_text(v) if k == "bytes_to_ai_services" else v)}</b>'
         f'<span>{_e(_LABELS.get(k, k))}</span></div>' for k, v in nums.items())
     names = {s.id: s.name for s in assets.services}
     times = [t for f in findings for t in (parse_ts(f.get("first_seen")),

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ from sensor.volume.features import (
     transform,
     window_features,
 )
-from sensor.volume.model import Baseline, VolumeModel, default_model_dir, load_model
+from sensor.volume.model import Baseline, VolumeModel, default_model_dir, load_model, spread
 
 F64 = npt.NDArray[np.float64]
 NS = 1_000_000_000
@@ -425,9 +425,7 @@ class VolumeDetector:
         if len(h) >= self.settings.min_history_windows:
             a = np.vstack(list(h))
             med = np.median(a, axis=0)
-            dev = np.abs(a - med)
-            spread = np.maximum(np.median(dev, axis=0), 0.8 * dev.mean(axis=0))
-            return Baseline(med, spread, a.max(axis=0), len(h)), "live"
+            return Baseline(med, spread(a, med), a.max(axis=0), len(h)), "live"
         b = self.model.baselines.get((w, ent.client, ent.service.id))
         if b is not None and b.n >= self.settings.min_history_windows:
             return b, "site-model"
@@ -595,8 +593,9 @@ class VolumeDetector:
     def findings(self) -> list[ExtractionFinding | BulkUploadFinding]:
         """Findings so far. Windows still open are scored provisionally (not committed),
         so calling this periodically does not change later results."""
-        x = {k: _copy_x(f) for k, f in self._extraction.items()}
-        b = {k: _copy_b(f) for k, f in self._bulk.items()}
+        x = {k: replace(f, windows_flagged=dict(f.windows_flagged), counts=dict(f.counts))
+             for k, f in self._extraction.items()}
+        b = {k: replace(f) for k, f in self._bulk.items()}
         rows: list[_Row] = []
         for k in sorted(self._open):
             for key in sorted(self._open[k]):
@@ -625,11 +624,3 @@ def _mean_up(f: ExtractionFinding) -> float:
     return f.counts.get("bytes_client_to_server", 0) / n if n else 0.0
 
 
-def _copy_x(f: ExtractionFinding) -> ExtractionFinding:
-    g = ExtractionFinding(**{n.name: getattr(f, n.name) for n in fields(ExtractionFinding)})
-    g.windows_flagged, g.counts = dict(f.windows_flagged), dict(f.counts)
-    return g
-
-
-def _copy_b(f: BulkUploadFinding) -> BulkUploadFinding:
-    return BulkUploadFinding(**{n.name: getattr(f, n.name) for n in fields(BulkUploadFinding)})

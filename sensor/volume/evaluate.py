@@ -15,8 +15,6 @@ from typing import Any
 
 from sensor.volume import synth
 from sensor.volume.detector import (
-    BULK_UPLOAD,
-    EXTRACTION,
     BulkUploadFinding,
     ExtractionFinding,
     VolumeDetector,
@@ -179,5 +177,5 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["BULK_UPLOAD", "EXTRACTION", "SCENARIOS", "Result", "Scenario", "run_all",
-           "run_scenario", "scenario_flows", "table"]
+__all__ = ["SCENARIOS", "Result", "Scenario", "run_all", "run_scenario", "scenario_flows",
+           "table"]

@@ -114,6 +114,14 @@ class Baseline:
     n: int
 
 
+def spread(z: F64, med: F64) -> F64:
+    """Per column: the MAD, or 0.8 x the mean absolute deviation where that is larger
+    (most values equal: MAD = 0), of rows ``z`` around their median ``med``."""
+    dev = np.abs(z - med)
+    return np.asarray(np.maximum(np.median(dev, axis=0), 0.8 * dev.mean(axis=0)),
+                      dtype=np.float64)
+
+
 @dataclass(slots=True)
 class VolumeModel:
     windows: dict[int, WindowModel]

@@ -272,7 +272,6 @@ def generate(builders: list[Builder], seed: int, days: int = 1) -> list[SynthFlo
         for b in builders:
             conns += b(r, d * 86400.0)
     out: list[tuple[float, int, SynthFlow]] = []
-    port = 40000
     for i, (c, label, sanctioned) in enumerate(conns):
         port = 32768 + (i * 7919) % 28000
         for at, f in _chunk(c, DAY0_NS, port, label, sanctioned, key=i):

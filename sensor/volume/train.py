@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from sensor import __version__
 from sensor.errors import InputError
@@ -33,9 +32,9 @@ from sensor.volume.model import (
     VolumeModel,
     WindowModel,
     save_model,
+    spread,
 )
 
-F64 = npt.NDArray[np.float64]
 Row = tuple[int, str, str, list[float]]  # window_s, client, service id, raw features
 
 THRESHOLD_QUANTILE = 0.99
@@ -85,13 +84,6 @@ def export_forest(iforest: Any) -> Forest:
                   np.concatenate(right), np.concatenate(ns), int(iforest.max_samples_), depth)
 
 
-def _spread(z: F64, med: F64) -> F64:
-    """MAD, or 0.8 x the mean absolute deviation where most values are equal (MAD = 0)."""
-    dev = np.abs(z - med)
-    return np.asarray(np.maximum(np.median(dev, axis=0), 0.8 * dev.mean(axis=0)),
-                      dtype=np.float64)
-
-
 def fit(rows: list[Row], seed: int = 7, trees: int = 100, max_samples: int = 256,
         baselines: bool = False, min_history: int = 12,
         min_packets: dict[int, int] | None = None) -> VolumeModel:
@@ -117,7 +109,7 @@ def fit(rows: list[Row], seed: int = 7, trees: int = 100, max_samples: int = 256
         scores = forest.score(z)
         thr = min(float(np.quantile(scores, THRESHOLD_QUANTILE)) + THRESHOLD_MARGIN, 0.99)
         med = np.median(z, axis=0)
-        windows[w] = WindowModel(w, forest, thr, med, _spread(z, med), int(z.shape[0]))
+        windows[w] = WindowModel(w, forest, thr, med, spread(z, med), int(z.shape[0]))
     bl: dict[tuple[int, str, str], Baseline] = {}
     if baselines:
         groups: dict[tuple[int, str, str], list[list[float]]] = {}
@@ -128,7 +120,7 @@ def fit(rows: list[Row], seed: int = 7, trees: int = 100, max_samples: int = 256
             if len(xs) >= min_history:
                 zb = transform(np.array(xs, dtype=np.float64))
                 mb = np.median(zb, axis=0)
-                bl[k] = Baseline(mb, _spread(zb, mb), zb.max(axis=0), len(xs))
+                bl[k] = Baseline(mb, spread(zb, mb), zb.max(axis=0), len(xs))
     return VolumeModel(windows, bl)
 
 
