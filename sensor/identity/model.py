@@ -6,7 +6,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from sensor.findings import rfc3339
+from sensor.findings import client_object, rfc3339
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +81,7 @@ def client_dict(ip: str, attribution: Attribution | None,
     ``mac`` (e.g. the Ethernet source the sensor saw) fills in when no
     binding gives one.
     """
-    if attribution is None:
-        return {"ip": ip, "mac": mac, "hostname": None, "user": None, "attribution": []}
-    d = attribution.to_client_dict(ip)
-    if d["mac"] is None:
-        d["mac"] = mac
-    return d
+    return client_object(ip, attribution, mac)
 
 
 def norm_ip(text: str) -> str:

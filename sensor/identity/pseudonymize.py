@@ -69,12 +69,11 @@ class Pseudonymizer:
             if not isinstance(ev, dict) or not isinstance(ev.get("value"), str):
                 continue
             kind = str(ev.get("kind", "")).lower()
-            if kind in _USER_KINDS:
-                names.setdefault(ev["value"], self.user(ev["value"]))
-                ev["value"] = self.user(ev["value"])
-            elif kind in _HOST_KINDS:
-                names.setdefault(ev["value"], self.host(ev["value"]))
-                ev["value"] = self.host(ev["value"])
+            fn = self.user if kind in _USER_KINDS else self.host if kind in _HOST_KINDS else None
+            if fn is not None:
+                p = fn(ev["value"])
+                names.setdefault(ev["value"], p)
+                ev["value"] = p
         for ev in out.get("evidence") or ():
             if isinstance(ev, dict) and isinstance(ev.get("value"), str):
                 ev["value"] = _replace_embedded(ev["value"], names)

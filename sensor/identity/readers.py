@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -34,10 +33,11 @@ from typing import Any
 from sensor.errors import InputError
 from sensor.identity.model import Binding, norm_ip, norm_mac
 from sensor.identity.store import NS, principal_identity
-from sensor.sources.zeek import TsvHeader, header_line, unescape_tsv
+from sensor.sources.zeek import TsvHeader, header_line, open_text, unescape_tsv
 
 FORMATS = ("zeek-dhcp", "zeek-kerberos", "dhcpd-leases", "dnsmasq-leases", "winlog", "csv",
            "jsonl")
+_ZEEK_FORMATS = ("zeek-dhcp", "zeek-kerberos")
 _SNIFF = 64 * 1024
 MAX_LINE = 1 << 20  # longer lines are skipped, not parsed
 _ZEEK_UNSET = ("-", "(empty)", "")
@@ -205,12 +205,8 @@ _JSON_CONVERTERS: dict[str, Callable[[dict[str, Any]], Binding | None]] = {
 
 
 def _lines(path: Path) -> Iterator[str]:
-    with path.open("rb") as raw:
-        gz = raw.read(2) == b"\x1f\x8b"
-    opener: Any = gzip.open if gz else open
-    with opener(path, "rb") as f:
-        for line in io.TextIOWrapper(f, encoding="utf-8", errors="surrogateescape",
-                                     newline=None):
+    with open_text(path, newline=None) as f:  # universal newlines: CRLF lease files too
+        for line in f:
             yield line.rstrip("\n")
 
 
@@ -407,11 +403,12 @@ def load_identity(path: str | Path, fmt: str | None = None) -> IdentityLoad:
         raise InputError(f"{p}: no such identity file")
     if fmt is not None and fmt not in FORMATS:
         raise InputError(f"{p}: unknown identity format {fmt!r} (one of {', '.join(FORMATS)})")
-    kind = fmt or sniff_format(p, _head(p))
+    head = _head(p) if fmt is None or fmt in _ZEEK_FORMATS else ""
+    kind = fmt or sniff_format(p, head)
     out: list[Binding] = []
     skipped = 0
     try:
-        for b in _bindings(p, kind):
+        for b in _bindings(p, kind, head):
             if b is None:
                 skipped += 1
             else:
@@ -433,13 +430,11 @@ def _convert(rows: Iterator[dict[str, Any] | None],
             yield None
 
 
-def _bindings(p: Path, kind: str) -> Iterator[Binding | None]:
+def _bindings(p: Path, kind: str, head: str) -> Iterator[Binding | None]:
     lines = _lines(p)
-    if kind in ("zeek-dhcp", "zeek-kerberos"):
-        conv = _JSON_CONVERTERS[kind]
-        head = _head(p).lstrip()
-        rows = _json_rows(lines) if head.startswith("{") else _zeek_tsv_rows(lines)
-        yield from _convert(rows, conv)
+    if kind in _ZEEK_FORMATS:
+        rows = _json_rows(lines) if head.lstrip().startswith("{") else _zeek_tsv_rows(lines)
+        yield from _convert(rows, _JSON_CONVERTERS[kind])
     elif kind in ("winlog", "jsonl"):
         yield from _convert(_json_rows(lines), _JSON_CONVERTERS[kind])
     elif kind == "csv":

@@ -37,7 +37,11 @@ def head_bytes(path: Path, n: int = _SNIFF) -> bytes:
 
 def sniff_lines(path: Path, n: int) -> list[str]:
     """Up to ``n`` complete leading lines of a text file (plain or gzip)."""
-    data = head_bytes(path)
+    return _head_lines(head_bytes(path), n)
+
+
+def _head_lines(data: bytes, n: int) -> list[str]:
+    """Up to ``n`` complete leading lines of :func:`head_bytes`' ``data``."""
     lines = data.decode("utf-8", "surrogateescape").split("\n")
     if len(data) == _SNIFF:
         lines = lines[:-1]  # the last piece may be cut
@@ -76,7 +80,7 @@ def detect_file(path: Path) -> InputKind:
         return "pcap"
     if head[:4] == _PCAPNG_MAGIC:
         return "pcapng"
-    for line in sniff_lines(path, 16):
+    for line in _head_lines(head, 16):
         s = line.strip()
         if not s or s.startswith("### "):  # btest banners
             continue

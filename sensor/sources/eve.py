@@ -19,12 +19,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sensor.records import DnsAnswer, Observation
+from sensor.records import DnsAnswer
 from sensor.sources.logs import (
     PROTO_NUMBERS,
     IdentityEvent,
     LogRecord,
     ReadStats,
+    dns_answer,
     dns_answers,
     dns_name,
     dns_observation,
@@ -42,7 +43,6 @@ from sensor.sources.zeek import open_text
 
 _DNS_PORTS = frozenset({53, 5353, 5355})
 _KRB_PORTS = frozenset({88})
-_NAME_RTYPES = frozenset({2, 5, 12, 15, 64, 65})
 Addr = tuple[int, int, str, int, str, int]  # ts_ns, flow_id, client ip/port, server ip/port
 
 
@@ -63,6 +63,11 @@ def _str(v: Any) -> str | None:
 
 def _int(v: Any) -> int:
     return v if isinstance(v, int) and not isinstance(v, bool) else 0
+
+
+def _answer(a: dict[str, Any]) -> DnsAnswer:
+    return dns_answer(dns_name(str(a.get("rrname", ""))), rrtype_number(a.get("rrtype")),
+                      _int(a.get("ttl")), str(a.get("rdata", "")))
 
 
 class EveConverter:
@@ -128,18 +133,9 @@ class EveConverter:
         answers: tuple[DnsAnswer, ...] = ()
         detailed = d.get("answers")
         if isinstance(detailed, list):
-            answers = tuple(
-                DnsAnswer(dns_name(str(a.get("rrname", ""))), rrtype_number(a.get("rrtype")),
-                          _int(a.get("ttl")),
-                          dns_name(str(a.get("rdata", "")))
-                          if rrtype_number(a.get("rrtype")) in _NAME_RTYPES
-                          else str(a.get("rdata", "")))
-                for a in detailed if isinstance(a, dict) and "rdata" in a)
+            answers = tuple(_answer(a) for a in detailed if isinstance(a, dict) and "rdata" in a)
         elif "rdata" in d:  # v1: one event per answer record
-            rt = rrtype_number(d.get("rrtype"))
-            rdata = str(d["rdata"])
-            answers = (DnsAnswer(dns_name(str(d.get("rrname", ""))), rt, _int(d.get("ttl")),
-                                 dns_name(rdata) if rt in _NAME_RTYPES else rdata),)
+            answers = (_answer(d),)
         elif isinstance(d.get("grouped"), dict):
             vals = [(str(v), rrtype_number(k), 0) for k, vs in d["grouped"].items()
                     if isinstance(vs, list) for v in vs if not isinstance(v, dict)]
@@ -245,7 +241,3 @@ def iter_eve(path: Path, st: ReadStats) -> Iterator[LogRecord]:
     st.files += 1
     with open_text(path) as fh:
         yield from iter_eve_lines(fh, st)
-
-
-def observations(records: list[LogRecord]) -> list[Observation]:
-    return [r for r in records if isinstance(r, Observation)]

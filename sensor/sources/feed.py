@@ -6,13 +6,13 @@ from collections.abc import Iterable
 
 from sensor.flows import FlowRecord
 from sensor.identity.model import Binding
+from sensor.identity.store import CONF_DHCP_ACK, CONF_KRB_REQUEST
 from sensor.pipeline import Pipeline
 from sensor.records import Observation
-from sensor.sources.logs import IdentityEvent
+from sensor.sources.logs import IdentityEvent, flow_record
 
-# how much a logged fact is worth next to the wire's (sensor/identity/store.py uses
-# 0.9 for a KDC reply and 0.6 for a request)
-_CONFIDENCE = {"dhcp": 0.9, "kerberos": 0.6}
+# what a logged fact is worth: as much as the wire's DHCP ACK and Kerberos request
+_CONFIDENCE = {"dhcp": CONF_DHCP_ACK, "kerberos": CONF_KRB_REQUEST}
 _MAX_OPEN = 200_000  # connections seen in app logs whose conn record has not come yet
 
 
@@ -41,12 +41,9 @@ class LogFeeder:
         """A connection whose conn.log/flow event never came (only ssl.log or http.log
         given) still counts: a flow with its first observation's addresses, no bytes."""
         for o in self._no_flow.values():
-            self.pipe.feed_flow(FlowRecord(
-                key=o.flow_id, proto=6 if o.transport == "tcp" else 17,
-                client_ip=o.src_ip, client_port=o.src_port, server_ip=o.dst_ip,
-                server_port=o.dst_port, vlan=0, client_mac=None, first_ns=o.ts_ns,
-                last_ns=o.ts_ns, packets_client_to_server=0, packets_server_to_client=0,
-                bytes_client_to_server=0, bytes_server_to_client=0, end_reason="end"))
+            self.pipe.feed_flow(flow_record(o.flow_id, 6 if o.transport == "tcp" else 17,
+                                            o.src_ip, o.src_port, o.dst_ip, o.dst_port,
+                                            o.ts_ns, 0, 0, 0, 0, 0))
         self._no_flow.clear()
 
 

@@ -26,13 +26,12 @@ save (at least once).
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import json
 import os
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,7 +39,7 @@ import click
 
 from sensor.sources.eve import EveConverter, eve_line
 from sensor.sources.logs import LogRecord, ReadStats
-from sensor.sources.zeek import APP_LOGS, LOGS, RowConverter, ZeekLineParser, log_name
+from sensor.sources.zeek import LOGS, RowConverter, ZeekLineParser, log_name, open_bytes
 
 STATE_VERSION = 1
 HEAD_BYTES = 64 * 1024
@@ -71,15 +70,9 @@ def head_hash(data: bytes) -> str | None:
     return hashlib.blake2b(data[:end + 1], digest_size=16).hexdigest()
 
 
-def _open(path: Path) -> IO[bytes]:
-    with path.open("rb") as f:
-        gz = f.read(2) == b"\x1f\x8b"
-    return gzip.open(path, "rb") if gz else path.open("rb")  # type: ignore[return-value]
-
-
 def file_head(path: Path) -> str | None:
     try:
-        with _open(path) as f:
+        with open_bytes(path) as f:
             return head_hash(f.read(HEAD_BYTES))
     except (OSError, EOFError):
         return None
@@ -93,8 +86,7 @@ class Position:
     path: str  # the file read (the live path, or a rotated file being drained)
 
     def to_json(self) -> dict[str, Any]:
-        return {"inode": self.inode, "offset": self.offset, "head": self.head,
-                "path": self.path}
+        return asdict(self)
 
 
 class _Tail:
@@ -121,7 +113,7 @@ class _Tail:
 
     def _open_at(self, path: Path, offset: int, draining: bool) -> bool:
         try:
-            fh = _open(path)
+            fh = open_bytes(path)
             ino = os.fstat(fh.fileno()).st_ino
         except OSError:
             return False
@@ -209,15 +201,8 @@ class _Tail:
             lines.append((rest.decode("utf-8", "surrogateescape"), pos + len(rest)))
             self.pending = b""
         if self.head is None and (lines or self.offset):
-            self.head = self._head_now()
+            self.head = file_head(self.cur)
         return lines, done
-
-    def _head_now(self) -> str | None:
-        try:
-            with _open(self.cur) as f:
-                return head_hash(f.read(HEAD_BYTES))
-        except (OSError, EOFError):
-            return None
 
     def _replaced(self) -> bool:
         try:
@@ -231,9 +216,6 @@ class _Tail:
             return os.fstat(self.fh.fileno()).st_size < end if self.fh else False
         except (OSError, ValueError):
             return False
-
-    def feed(self, line: str) -> list[LogRecord]:
-        return self.parser(line)
 
     def next_file(self) -> None:
         """The current file is done: go on with the live file from its start."""
@@ -277,7 +259,6 @@ class LogFollower:
         self.on_idle = on_idle  # called in the consumer's thread after a poll found nothing
         self._tails: dict[str, _Tail] = {}
         self._saved: dict[str, Position] = {}
-        self._dirty = False
         self._zeek_conv = RowConverter(self.st)
         self._eve_conv = EveConverter(self.st)
 
@@ -312,7 +293,6 @@ class LogFollower:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.state_path)
-        self._dirty = False
 
     # -- tails --------------------------------------------------------------------------
 
@@ -357,7 +337,7 @@ class LogFollower:
         self._tails[key] = t
 
     def _order(self) -> list[_Tail]:
-        rank = {k: i for i, k in enumerate((*APP_LOGS, "conn"))}
+        rank = {k: i for i, k in enumerate(LOGS)}
         return sorted(self._tails.values(), key=lambda t: rank.get(t.key, -1))
 
     # -- the loop -----------------------------------------------------------------------
@@ -372,7 +352,7 @@ class LogFollower:
                     while True:
                         lines, done = t.poll()
                         for line, end in lines:
-                            yield from t.feed(line)
+                            yield from t.parser(line)
                             t.offset = end
                             moved = True
                             if self.stop.is_set():
@@ -384,7 +364,6 @@ class LogFollower:
                         if len(lines) == 0 or sum(len(s) + 1 for s, _ in lines) < MAX_READ // 2:
                             break
                 if moved:
-                    self._dirty = True
                     self.save()
                 else:
                     self.stop.wait(self.poll_s)
@@ -406,8 +385,6 @@ class LogFollower:
 
 def record_dict(rec: LogRecord) -> dict[str, Any]:
     """A JSON-able dict of a record (observations in their documented form)."""
-    from dataclasses import asdict
-
     from sensor.observations import observation_dict
     from sensor.records import Observation
 

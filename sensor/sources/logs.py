@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sensor.findings import count_bounded
 from sensor.flows import FlowRecord
 from sensor.records import (
     DnsAnswer,
@@ -64,6 +65,7 @@ class IdentityEvent:
 
 
 LogRecord = Observation | FlowRecord | IdentityEvent
+_MAX_REASONS = 256  # distinct skip reasons kept (the count of a new one past this is dropped)
 
 
 @dataclass(slots=True)
@@ -82,7 +84,7 @@ class ReadStats:
     kinds: dict[str, str] = field(default_factory=dict)  # input path -> detected kind
 
     def skip(self, reason: str) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        count_bounded(self.skipped, reason, _MAX_REASONS)  # a reason may quote the input
 
     def count(self, rec: LogRecord) -> None:
         if isinstance(rec, Observation):
@@ -167,6 +169,7 @@ TLS_VERSIONS = {"SSLv3": 0x0300, "TLSv10": 0x0301, "TLSv11": 0x0302, "TLSv12": 0
                 "TLSv13": 0x0304, "TLS 1.0": 0x0301, "TLS 1.1": 0x0302, "TLS 1.2": 0x0303,
                 "TLS 1.3": 0x0304, "SSLv2": 0x0200}
 _CNAME, _A, _AAAA = 5, 1, 28
+NAME_RTYPES = frozenset({2, _CNAME, 12, 15, 64, 65})  # NS CNAME PTR MX SVCB HTTPS: rdata names
 _NAME_QTYPES = (_A, _AAAA, 64, 65)  # a name answering these is a CNAME in the chain
 
 
@@ -282,11 +285,16 @@ def dns_answers(query: str, qtype: int, values: list[tuple[str, int, int]]) -> t
     for value, rtype, ttl in values:
         if not rtype:
             rtype = ip_family_type(value) or (_CNAME if qtype in _NAME_QTYPES else qtype)
-        v = dns_name(value) if rtype in (_CNAME, 2, 12, 15, 64, 65) else value
-        out.append(DnsAnswer(owner, rtype, ttl, v))
+        a = dns_answer(owner, rtype, ttl, value)
+        out.append(a)
         if rtype == _CNAME:
-            owner = v
+            owner = a.value
     return tuple(out)
+
+
+def dns_answer(owner: str, rtype: int, ttl: int, value: str) -> DnsAnswer:
+    """One answer; a name value (:data:`NAME_RTYPES`) is written as :func:`dns_name`."""
+    return DnsAnswer(owner, rtype, ttl, dns_name(value) if rtype in NAME_RTYPES else value)
 
 
 def dns_observation(ts_ns: int, fid: int, src: str, sport: int, dst: str, dport: int,
@@ -349,22 +357,7 @@ def iter_log_records(path: str | Path, stats: ReadStats | None = None) -> Iterat
 
     Raises InputError at once (not at the first ``next``) when it is no log.
     """
-    from sensor.errors import InputError
-    from sensor.sources.detect import detect_input
-    from sensor.sources.eve import iter_eve
-    from sensor.sources.zeek import iter_zeek, iter_zeek_dir
-
-    st = stats if stats is not None else ReadStats()
-    p = Path(path)
-    kind = detect_input(p)
-    st.kinds[str(p)] = kind
-    if kind == "zeek-dir":
-        return iter_zeek_dir(p, st)
-    if kind in ("zeek-tsv", "zeek-json"):
-        return iter_zeek([p], st)
-    if kind == "eve":
-        return iter_eve(p, st)
-    raise InputError(f"{p}: not a Zeek log or Suricata EVE file (detected: {kind})")
+    return iter_log_paths([path], stats)
 
 
 def iter_log_paths(paths: list[str | Path], stats: ReadStats | None = None) -> Iterator[

@@ -98,13 +98,17 @@ def unescape_json(s: str) -> str:
     return _JSON_ESC.sub(_json_esc_char, s) if "\\x" in s else s
 
 
-def open_text(path: Path) -> IO[str]:
-    """A text stream of a plain or gzip file (recognised by magic)."""
+def open_bytes(path: Path) -> IO[bytes]:
+    """A binary stream of a plain or gzip file (recognised by magic), decompressed."""
     with path.open("rb") as f:
         gz = f.read(2) == b"\x1f\x8b"
-    stream: IO[bytes] = (gzip.open(path, "rb") if gz  # type: ignore[assignment]  # noqa: SIM115
-                         else path.open("rb"))
-    return io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="\n")
+    return gzip.open(path, "rb") if gz else path.open("rb")  # type: ignore[return-value]
+
+
+def open_text(path: Path, newline: str | None = "\n") -> IO[str]:
+    """A text stream of a plain or gzip file (``newline`` as for :func:`open`)."""
+    return io.TextIOWrapper(open_bytes(path), encoding="utf-8", errors="surrogateescape",
+                            newline=newline)
 
 
 def _sep(v: str, default: str) -> str:
@@ -195,19 +199,15 @@ def header_line(h: TsvHeader, line: str) -> TsvHeader:
 def iter_tsv(path: Path, name_hint: str, st: ReadStats,
              conv: RowConverter) -> Iterator[LogRecord]:
     """Records of one Zeek ASCII log; conn rows take a direct path to FlowRecord."""
-    h = TsvHeader()
-    log = name_hint
-    plan: list[tuple[str, int, Callable[[str], Any]]] = []
-    fast: Callable[[str], FlowRecord] | None = None
-    nfields = -1
+    p = ZeekLineParser(name_hint, st, conv, fast=True)
     lines = flows = 0
     with open_text(path) as fh:
         while chunk := fh.readlines(_CHUNK_CHARS):
             lines += len(chunk)
-            if fast is not None:
+            if p.fast is not None:
                 # the common case: a chunk of complete default conn rows, in one comprehension
                 try:
-                    recs = list(map(fast, chunk))
+                    recs = list(map(p.fast, chunk))
                 except (ValueError, IndexError):
                     pass  # a header, an unset value or a short row: line by line below
                 else:
@@ -216,44 +216,9 @@ def iter_tsv(path: Path, name_hint: str, st: ReadStats,
                     continue
             for line in chunk:
                 if line[0] == "#":
-                    h = header_line(h, line.rstrip("\n"))
-                    if line.startswith("#types"):
-                        log = h.path or name_hint
-                        nfields = len(h.fields)
-                        plan, fast = _plan(h, log)
-                    continue
-                parts = line.rstrip("\n").split(h.sep)
-                if len(parts) != nfields:
-                    if nfields < 0 and is_cut_header(parts):
-                        h.fields, h.types = _cut_header(parts)
-                        nfields = len(h.fields)
-                        plan, fast = _plan(h, log)
-                        continue
-                    if line.strip():
-                        st.skip("tsv: data line before #fields" if nfields < 0
-                                else "tsv: field count differs from #fields")
-                    continue
-                if fast is not None:
-                    try:
-                        flow = fast(line)
-                    except ValueError:
-                        pass  # an unset value in a fast column: take the typed path
-                    else:
-                        flows += 1
-                        yield flow
-                        continue
-                if not plan:
-                    st.ignored += 1
-                    continue
-                try:
-                    row = {f: c(parts[i]) for f, i, c in plan}
-                except ValueError:
-                    st.skip(f"{log}: bad value")
-                    continue
-                st.records += 1
-                for rec in conv.convert(log, row):
-                    st.count(rec)
-                    yield rec
+                    p.header(line.rstrip("\n"))
+                else:
+                    yield from p.tsv(line.rstrip("\n"))
     st.lines += lines
     st.records += flows
     st.flows += flows
@@ -383,26 +348,21 @@ def json_row(line: str, name_hint: str, st: ReadStats) -> tuple[str, Row] | None
         return None
 
 
-def iter_json(path: Path, name_hint: str, st: ReadStats) -> Iterator[tuple[str, Row]]:
-    with open_text(path) as fh:
-        for line in fh:
-            st.lines += 1
-            r = json_row(line, name_hint, st)
-            if r is not None:
-                yield r
-
-
 class ZeekLineParser:
-    """One Zeek log (TSV or JSON) a line at a time, for follow mode; the same
-    records as :func:`iter_file` (conn rows through the typed path)."""
+    """One Zeek log (TSV or JSON) a line at a time: follow mode calls :meth:`feed`,
+    :func:`iter_tsv` :meth:`header` and :meth:`tsv`. ``fast=True`` sends default conn
+    rows straight to FlowRecord (:func:`_conn_fast`); else they take the typed path."""
 
-    def __init__(self, name_hint: str, st: ReadStats, conv: RowConverter) -> None:
+    def __init__(self, name_hint: str, st: ReadStats, conv: RowConverter,
+                 fast: bool = False) -> None:
         self.name_hint = name_hint
         self.st = st
         self.conv = conv
+        self.use_fast = fast
         self.h = TsvHeader()
         self.log = name_hint
         self.plan: list[tuple[str, int, Callable[[str], Any]]] = []
+        self.fast: Callable[[str], FlowRecord] | None = None
         self.nfields = -1
 
     def feed(self, line: str) -> list[LogRecord]:
@@ -411,40 +371,63 @@ class ZeekLineParser:
         s = line.rstrip("\r\n")
         if not s.strip():
             return []
-        if s[0] == "{":
-            r = json_row(s, self.name_hint, st)
-            if r is None:
-                return []
-            log, row = r
-        elif s[0] == "#":
-            self.h = header_line(self.h, s)
-            if s.startswith("#types"):
-                self.log = self.h.path or self.name_hint
-                self.nfields = len(self.h.fields)
-                self.plan, _ = _plan(self.h, self.log)
+        if s[0] == "#":
+            self.header(s)
             return []
-        else:
-            parts = s.split(self.h.sep)
+        if s[0] != "{":
+            return self.tsv(s)
+        r = json_row(s, self.name_hint, st)
+        if r is None:
+            return []
+        st.records += 1
+        out = self.conv.convert(*r)
+        for rec in out:
+            st.count(rec)
+        return out
+
+    def _replan(self) -> None:
+        self.nfields = len(self.h.fields)
+        self.plan, fast = _plan(self.h, self.log)
+        self.fast = fast if self.use_fast else None
+
+    def header(self, s: str) -> None:
+        """One ``#`` line (without its newline)."""
+        self.h = header_line(self.h, s)
+        if s.startswith("#types"):
+            self.log = self.h.path or self.name_hint
+            self._replan()
+
+    def tsv(self, s: str) -> list[LogRecord]:
+        """The records of one TSV row (without its newline)."""
+        st = self.st
+        parts = s.split(self.h.sep)
+        if len(parts) != self.nfields:
             if self.nfields < 0 and is_cut_header(parts):
                 self.h.fields, self.h.types = _cut_header(parts)
-                self.nfields = len(parts)
-                self.plan, _ = _plan(self.h, self.log)
-                return []
-            if len(parts) != self.nfields:
+                self._replan()
+            elif s.strip():
                 st.skip("tsv: data line before #fields" if self.nfields < 0
                         else "tsv: field count differs from #fields")
-                return []
-            if not self.plan:
-                st.ignored += 1
-                return []
+            return []
+        if self.fast is not None:
             try:
-                row = {f: c(parts[i]) for f, i, c in self.plan}
+                flow = self.fast(s)
             except ValueError:
-                st.skip(f"{self.log}: bad value")
-                return []
-            log = self.log
+                pass  # an unset value in a fast column: take the typed path
+            else:
+                st.records += 1
+                st.flows += 1
+                return [flow]
+        if not self.plan:
+            st.ignored += 1
+            return []
+        try:
+            row = {f: c(parts[i]) for f, i, c in self.plan}
+        except ValueError:
+            st.skip(f"{self.log}: bad value")
+            return []
         st.records += 1
-        out = self.conv.convert(log, row)
+        out = self.conv.convert(self.log, row)
         for rec in out:
             st.count(rec)
         return out
@@ -454,9 +437,7 @@ class ZeekLineParser:
 
 
 def _addr(r: Row) -> tuple[int, int, str, int, str, int] | None:
-    ts, uid = r["ts"], r["uid"]
-    if ts == _BAD_TIME:
-        ts = 0
+    ts, uid = r["ts"], r["uid"]  # a _BAD_TIME ts is 0 by now (RowConverter.convert)
     oh, op, rh, rp = r["id.orig_h"], r["id.orig_p"], r["id.resp_h"], r["id.resp_p"]
     if uid is None:
         return None
@@ -608,11 +589,15 @@ def iter_file(path: Path, st: ReadStats, conv: RowConverter) -> Iterator[LogReco
 
 
 def _json_records(path: Path, log: str, st: ReadStats, conv: RowConverter) -> Iterator[LogRecord]:
-    for name, row in iter_json(path, log, st):
-        st.records += 1
-        for rec in conv.convert(name, row):
-            st.count(rec)
-            yield rec
+    with open_text(path) as fh:
+        for line in fh:
+            st.lines += 1
+            r = json_row(line, log, st)
+            if r is not None:
+                st.records += 1
+                for rec in conv.convert(*r):
+                    st.count(rec)
+                    yield rec
 
 
 def order_files(paths: Iterable[Path]) -> list[Path]:
@@ -640,7 +625,3 @@ def zeek_dir_files(root: Path) -> list[Path]:
         if p.is_file() and log_name(p) in LOGS and not p.name.endswith((".cut", ".tmp")):
             out.append(p)
     return out
-
-
-def iter_zeek_dir(root: Path, st: ReadStats) -> Iterator[LogRecord]:
-    return iter_zeek(zeek_dir_files(root), st)

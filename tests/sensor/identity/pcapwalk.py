@@ -11,11 +11,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from sensor.decoders.link import PROTO_TCP, PROTO_UDP, classify, ip_text
 from sensor.sources.capture import open_capture
 
 REPO = Path(__file__).resolve().parents[3]
 CORPUS = REPO / ".." / "shared" / "corpus"
+
+
+def corpus_file(rel: str) -> Path:
+    """A corpus file, or a clean skip when the corpus (or that file) is absent."""
+    p = CORPUS / rel
+    if not p.is_file():
+        pytest.skip(f"corpus file {rel} not present")
+    return p
 
 
 @dataclass(frozen=True, slots=True)

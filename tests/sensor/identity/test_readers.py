@@ -12,7 +12,7 @@ from sensor.errors import InputError
 from sensor.identity import Binding, load_identity
 from sensor.identity.readers import parse_time_ns
 from sensor.identity.store import NS
-from tests.sensor.identity.pcapwalk import CORPUS
+from tests.sensor.identity.pcapwalk import corpus_file
 
 T = 1_764_187_200  # 2025-11-26T20:00:00Z
 
@@ -252,16 +252,9 @@ def test_parse_time_rejects(v: object) -> None:
 # -- corpus: real Zeek logs --------------------------------------------------------------
 
 
-def _corpus(rel: str) -> Path:
-    p = CORPUS / rel
-    if not p.is_file():
-        pytest.skip(f"corpus file {rel} not present")
-    return p
-
-
 @pytest.mark.corpus
 def test_zeek_baseline_dhcp_log() -> None:
-    res = load_identity(_corpus(
+    res = load_identity(corpus_file(
         "zeek/Baseline/scripts.base.protocols.dhcp.dhcp-all-msg-types/dhcp.log"))
     # btest canonifies ts to XXXXXXXXXX.XXXXXX: those rows cannot be timed and are skipped
     assert res.fmt == "zeek-dhcp" and list(res) == [] and res.skipped == 3
@@ -269,7 +262,7 @@ def test_zeek_baseline_dhcp_log() -> None:
 
 @pytest.mark.corpus
 def test_zeek_baseline_kerberos_log_with_times_restored(tmp_path: Path) -> None:
-    src = _corpus("zeek/Baseline/scripts.base.protocols.tcp.krb-tcp-tso/kerberos.log")
+    src = corpus_file("zeek/Baseline/scripts.base.protocols.tcp.krb-tcp-tso/kerberos.log")
     text = src.read_text().replace("XXXXXXXXXX.XXXXXX", f"{T}.000000")
     res = load_identity(write(tmp_path, "kerberos.log", text))
     assert res.fmt == "zeek-kerberos"
@@ -282,8 +275,8 @@ def test_zeek_baseline_kerberos_log_with_times_restored(tmp_path: Path) -> None:
 
 @pytest.mark.corpus
 def test_wrccdc_zeek_tsv_and_json_twins_agree() -> None:
-    tsv = load_identity(_corpus("zeek-wrccdc-logs/zeek-default/kerberos.log.gz"))
-    js = load_identity(_corpus("zeek-wrccdc-logs/zeek-json/kerberos.json.gz"))
+    tsv = load_identity(corpus_file("zeek-wrccdc-logs/zeek-default/kerberos.log.gz"))
+    js = load_identity(corpus_file("zeek-wrccdc-logs/zeek-json/kerberos.json.gz"))
     assert tsv.fmt == js.fmt == "zeek-kerberos"
     assert list(tsv) == list(js)
     assert tsv.skipped == js.skipped == 11  # every row names only the realm ("/NM")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from sensor.decoders.dhcp import parse_dhcp
@@ -11,16 +9,9 @@ from sensor.decoders.kerberos import AS_REP, KerberosMessage, parse_kerberos, pa
 from sensor.errors import DecodeError
 from sensor.identity import Binding, IdentityStore
 from sensor.identity.store import NS
-from tests.sensor.identity.pcapwalk import CORPUS, walk
+from tests.sensor.identity.pcapwalk import corpus_file, walk
 
 pytestmark = pytest.mark.corpus
-
-
-def _corpus(rel: str) -> Path:
-    p = CORPUS / rel
-    if not p.is_file():
-        pytest.skip(f"corpus file {rel} not present")
-    return p
 
 
 KrbEvent = tuple[int, str, KerberosMessage, Binding | None]
@@ -32,7 +23,7 @@ def feed(rel: str, store: IdentityStore) -> tuple[list[Binding], list[KrbEvent]]
     Returns the DHCP bindings made, and (ts_ns, client ip, message, binding or
     None) for each Kerberos message.
     """
-    udp, streams = walk(_corpus(rel))
+    udp, streams = walk(corpus_file(rel))
     events: list[tuple[int, str, bytes, str, bool]] = []  # ts, kind, data, client ip, is tcp
     for d in udp:
         if {d.sport, d.dport} & {67, 68}:
