@@ -56,11 +56,19 @@ _SNIFF = 64  # enough for a pcap header or the start of an SHB
 _U8 = npt.NDArray[np.uint8]
 
 
-def _sniff_kind(head: bytes, name: str) -> Literal["pcap", "pcapng"]:
+def capture_kind(head: bytes) -> Literal["pcap", "pcapng"] | None:
+    """Which capture format the (decompressed) first bytes of a file start, if any."""
     if head[:4] in _PCAP_MAGICS:
         return "pcap"
     if head[:4] == _PCAPNG_MAGIC:
         return "pcapng"
+    return None
+
+
+def _sniff_kind(head: bytes, name: str) -> Literal["pcap", "pcapng"]:
+    kind = capture_kind(head)
+    if kind is not None:
+        return kind
     if not head:
         raise InputError(f"{name}: empty file, not a capture")
     raise InputError(f"{name}: not a pcap/pcapng capture (starts with 0x{head[:4].hex()})")

@@ -8,10 +8,10 @@ import zlib
 from pathlib import Path
 from typing import Literal
 
+from sensor.sources.capture import capture_kind
+
 InputKind = Literal["pcap", "pcapng", "zeek-tsv", "zeek-json", "eve", "zeek-dir", "unknown"]
 
-_PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
-_PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 _SNIFF = 64 * 1024
 _DIR_FILES = 200  # files looked at in a directory before giving up
 
@@ -76,10 +76,9 @@ def _json_kind(line: str) -> InputKind:
 
 def detect_file(path: Path) -> InputKind:
     head = head_bytes(path)
-    if head[:4] in _PCAP_MAGICS:
-        return "pcap"
-    if head[:4] == _PCAPNG_MAGIC:
-        return "pcapng"
+    kind = capture_kind(head)
+    if kind is not None:
+        return kind
     for line in _head_lines(head, 16):
         s = line.strip()
         if not s or s.startswith("### "):  # btest banners
