@@ -7,13 +7,13 @@ events, identity feeds) and are answered per flow or finding by
 """
 
 from sensor.identity.config import IdentityFile, IdentitySettings, from_toml
-from sensor.identity.model import Attribution, Binding, client_dict, norm_ip, norm_mac, user_key
+from sensor.identity.model import Attribution, Binding, norm_ip, norm_mac, user_key
 from sensor.identity.pseudonymize import Pseudonymizer, pseudonymize_finding_dict
 from sensor.identity.readers import FORMATS, IdentityLoad, load_identity
 from sensor.identity.store import IdentityStore, principal_identity
 
 __all__ = [
     "FORMATS", "Attribution", "Binding", "IdentityFile", "IdentityLoad", "IdentitySettings",
-    "IdentityStore", "Pseudonymizer", "client_dict", "from_toml", "load_identity", "norm_ip",
+    "IdentityStore", "Pseudonymizer", "from_toml", "load_identity", "norm_ip",
     "norm_mac", "principal_identity", "pseudonymize_finding_dict", "user_key",
 ]

@@ -6,7 +6,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from sensor.findings import client_object, rfc3339
+from sensor.findings import rfc3339
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,16 +72,6 @@ class Attribution:
         return {"ip": ip if ip is not None else self.ip, "mac": self.mac,
                 "hostname": self.hostname, "user": self.user,
                 "attribution": self.attribution}
-
-
-def client_dict(ip: str, attribution: Attribution | None,
-                mac: str | None = None) -> dict[str, Any]:
-    """``client`` for a finding whether or not the IP is attributed.
-
-    ``mac`` (e.g. the Ethernet source the sensor saw) fills in when no
-    binding gives one.
-    """
-    return client_object(ip, attribution, mac)
 
 
 def norm_ip(text: str) -> str:

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from sensor.decoders.dhcp import parse_dhcp, parse_dhcpv6
 from sensor.decoders.kerberos import KerberosMessage
-from sensor.identity import Attribution, Binding, IdentityStore, client_dict, principal_identity
+from sensor.findings import client_object
+from sensor.identity import Attribution, Binding, IdentityStore, principal_identity
 from sensor.identity.store import NS
 
 T0 = 1_700_000_000 * NS
@@ -144,10 +145,10 @@ def test_client_dict_shapes() -> None:
                                  "since": "2023-11-14T22:13:20.000000Z",
                                  "until": "2023-11-14T23:13:20.000000Z",
                                  "mac": "aa:00:00:00:00:05", "hostname": "pc5"}]
-    assert client_dict("10.1.1.1", None, "de:ad:be:ef:00:01") == {
+    assert client_object("10.1.1.1", None, "de:ad:be:ef:00:01") == {
         "ip": "10.1.1.1", "mac": "de:ad:be:ef:00:01", "hostname": None, "user": None,
         "attribution": []}
-    assert client_dict("10.0.0.16", a, "ff:ff:ff:ff:ff:ff")["mac"] == "aa:00:00:00:00:05"
+    assert client_object("10.0.0.16", a, "ff:ff:ff:ff:ff:ff")["mac"] == "aa:00:00:00:00:05"
 
 
 # -- wire helpers -----------------------------------------------------------------------
