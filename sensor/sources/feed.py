@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from sensor.flows import FlowRecord
 from sensor.identity.model import Binding
-from sensor.identity.store import CONF_DHCP_ACK, CONF_KRB_REQUEST
+from sensor.identity.store import CONF_DHCP_ACK, CONF_KRB_REQUEST, principal_identity
 from sensor.pipeline import Pipeline
 from sensor.records import Observation
 from sensor.sources.logs import IdentityEvent, flow_record
@@ -32,10 +32,15 @@ class LogFeeder:
         elif isinstance(r, FlowRecord):
             self._no_flow.pop(r.key, None)
             pipe.feed_flow(r)
-        elif r.ip and (r.mac or r.hostname or r.user) and pipe.identity_wire:
-            user = f"{r.user}@{r.realm}" if r.user and r.realm else r.user
-            pipe.identity.add(Binding(r.ip, r.ts_ns, None, r.mac, r.hostname, user,
-                                      f"log-{r.kind}", _CONFIDENCE.get(r.kind, 0.5)))
+        elif r.ip and pipe.identity_wire:
+            user, hostname = r.user, r.hostname
+            if r.kind == "kerberos":  # a machine account or host/ principal names a device
+                user, host = principal_identity(tuple(r.user.split("/")) if r.user else None,
+                                                r.realm)
+                hostname = hostname or host
+            if r.mac or hostname or user:
+                pipe.identity.add(Binding(r.ip, r.ts_ns, None, r.mac, hostname, user,
+                                          f"log-{r.kind}", _CONFIDENCE.get(r.kind, 0.5)))
 
     def close(self) -> None:
         """A connection whose conn.log/flow event never came (only ssl.log or http.log
