@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes, hmac
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.helpers.quic import protect_initial, varint
+from tests.helpers.quic import crypto_frame, protect_initial, varint
 
 TS_BASE_US = 1_732_600_000 * 1_000_000  # 2024-11-26, an ordinary Tuesday
 DURATION_S = 300.0
@@ -354,30 +354,31 @@ class Tcp:
         else:
             self.sseq = (self.sseq + n) & 0xFFFFFFFF
 
+    def handshake(self, t: float, rtt: float) -> float:
+        """SYN, SYN-ACK one rtt later, ACK; returns the time of the ACK."""
+        ms = int(t * 1000)
+        self.send(t, True, SYN, opts=syn_opts(1460, self.cts + ms, 0, 7))
+        t += rtt
+        self.send(t, False, SYN | ACK, opts=syn_opts(1400, self.sts + int(t * 1000),
+                                                     self.cts + ms, 13))
+        t += 0.00005
+        self.send(t, True, ACK)
+        return t
 
-def syn_opts(tsval: int, wscale: int) -> bytes:
-    # MSS 1460, SACK permitted, timestamps, NOP, window scale: the Linux layout (20 bytes)
+    def close(self, t: float, rtt: float, client_first: bool = True) -> None:
+        """FIN from one side, the other's FIN one rtt later, the last ACK."""
+        self.send(t, client_first, FIN | ACK)
+        t += rtt
+        self.send(t, not client_first, FIN | ACK)
+        t += 0.00004
+        self.send(t, client_first, ACK)
+
+
+def syn_opts(mss: int, tsval: int, tsecr: int, wscale: int) -> bytes:
+    # MSS, SACK permitted, timestamps, NOP, window scale: the Linux layout (20 bytes)
     return struct.pack(
-        "!BBHBBBBIIBBBB", 2, 4, 1460, 4, 2, 8, 10, tsval & 0xFFFFFFFF, 0, 1, 3, 3, wscale
-    )
-
-
-def synack_opts(tsval: int, tsecr: int) -> bytes:
-    return struct.pack(
-        "!BBHBBBBIIBBBB",
-        2,
-        4,
-        1400,
-        4,
-        2,
-        8,
-        10,
-        tsval & 0xFFFFFFFF,
-        tsecr & 0xFFFFFFFF,
-        1,
-        3,
-        3,
-        13,
+        "!BBHBBBBIIBBBB", 2, 4, mss, 4, 2, 8, 10, tsval & 0xFFFFFFFF, tsecr & 0xFFFFFFFF,
+        1, 3, 3, wscale,
     )
 
 
@@ -659,6 +660,9 @@ def quic_transport_params(rng: random.Random) -> bytes:
 # --------------------------------------------------------------------------- DNS
 
 
+EDNS_OPT = b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"  # EDNS0 OPT, 1232-byte UDP
+
+
 def dns_name(name: str) -> bytes:
     return b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
 
@@ -668,8 +672,8 @@ def dns_query(txid: int, name: str, qtype: int) -> bytes:
         struct.pack("!HHHHHH", txid, 0x0100, 1, 0, 0, 1)
         + dns_name(name)
         + struct.pack("!HH", qtype, 1)
-        + b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"
-    )  # EDNS0 OPT, 1232-byte UDP
+        + EDNS_OPT
+    )
 
 
 def dns_response(
@@ -686,7 +690,7 @@ def dns_response(
         msg += rdata
     for a in addrs:
         msg += struct.pack("!HHHIH", 0xC000 | owner, qtype, 1, ttl, len(a)) + a
-    msg += b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00"
+    msg += EDNS_OPT
     return bytes(msg)
 
 
@@ -848,12 +852,7 @@ class Gen:
             )
         conn = Tcp(st, c, s, cl.port(), 443, rng)
         rtt = srv.rtt * rng.uniform(0.9, 1.3)
-        ms = int(t * 1000)
-        conn.send(t, True, SYN, opts=syn_opts(conn.cts + ms, 7))
-        t += rtt
-        conn.send(t, False, SYN | ACK, opts=synack_opts(conn.sts + int(t * 1000), conn.cts + ms))
-        t += 0.00005
-        conn.send(t, True, ACK)
+        t = conn.handshake(t, rtt)
         large = rng.random() < 0.2
         prof = "chrome" if large else cl.profile
         if host in API_HOSTS and not large and rng.random() < 0.6:
@@ -906,12 +905,7 @@ class Gen:
         t = self._bulk(conn, t, nseg, dt)
         # Close (client first, mostly)
         t += rng.uniform(0.05, 8.0)
-        first = rng.random() < 0.8
-        conn.send(t, first, FIN | ACK)
-        t += rtt
-        conn.send(t, not first, FIN | ACK)
-        t += 0.00004
-        conn.send(t, first, ACK)
+        conn.close(t, rtt, client_first=rng.random() < 0.8)
         self.n["tls_flows"] += 1
         self.st.kind_pkts["tls"] += len(st.pkts) - n_before
 
@@ -959,12 +953,7 @@ class Gen:
         c = L3(cl.mac, smac, cl.ip, sip, 6, 64, rng.getrandbits(16))
         s = L3(smac, cl.mac, sip, cl.ip, 6, 64 if ollama else 56, rng.getrandbits(16))
         conn = Tcp(st, c, s, cl.port(), port, rng)
-        ms = int(t * 1000)
-        conn.send(t, True, SYN, opts=syn_opts(conn.cts + ms, 7))
-        t += rtt
-        conn.send(t, False, SYN | ACK, opts=synack_opts(conn.sts + int(t * 1000), conn.cts + ms))
-        t += 0.00005
-        conn.send(t, True, ACK)
+        t = conn.handshake(t, rtt)
         for _ in range(rng.choice((1, 1, 1, 2, 3))):
             t += 0.0003
             if ollama:
@@ -1031,10 +1020,7 @@ class Gen:
             t = self._send_bytes(conn, t, False, resp, rng.uniform(0.00012, 0.001), ack_every=2)
             conn.send(t, True, ACK)
         t += rng.uniform(0.01, 2.0)
-        conn.send(t, True, FIN | ACK)
-        t += rtt
-        conn.send(t, False, FIN | ACK)
-        conn.send(t + 0.00004, True, ACK)
+        conn.close(t, rtt)
         self.n["http_flows"] += 1
         self.truth["http_flow_hosts"][host_hdr.split(":")[0].lower()] += 1
         st.kind_pkts["http"] += len(st.pkts) - n_before
@@ -1052,7 +1038,7 @@ class Gen:
         st.flows.add(("udp", cl.ip, cport, sip, 443))
         odcid, scid_s = rng.randbytes(8), rng.randbytes(8)
         ch = client_hello_msg(rng, host, "chrome", False, quic_tp=quic_transport_params(rng))
-        frames = b"\x06" + varint(0) + varint(len(ch)) + ch
+        frames = crypto_frame(0, ch)
         st.add(
             t, c.udp(cport, 443, quic_initial(odcid, odcid, b"", False, 1, frames, min_len=1250))
         )
@@ -1060,43 +1046,13 @@ class Gen:
         self.n["quic_client_hellos"] += 1
         t += srv.rtt
         sh = server_hello_msg(rng)
-        sframes = b"\x02\x01\x00\x00\x00" + b"\x06" + varint(0) + varint(len(sh)) + sh
+        sframes = b"\x02\x01\x00\x00\x00" + crypto_frame(0, sh)  # ACK, then CRYPTO
         sinit = quic_initial(odcid, b"", scid_s, True, 0, sframes)
-        hs_len = 1200 - len(sinit) - 16
-        hs = (
-            bytes([0xE1])
-            + b"\x00\x00\x00\x01\x00\x08"
-            + scid_s
-            + struct.pack("!H", 0x4000 | hs_len)
-            + self.rand(hs_len)
-        )
+        hs = self._handshake_packet(b"", scid_s, 1200 - len(sinit) - 16)
         st.add(t, s.udp(443, cport, sinit + hs))
-        st.add(
-            t + 0.0001,
-            s.udp(
-                443,
-                cport,
-                bytes([0xE1])
-                + b"\x00\x00\x00\x01\x00\x08"
-                + scid_s
-                + struct.pack("!H", 0x4000 | 1000)
-                + self.rand(1000),
-            ),
-        )
+        st.add(t + 0.0001, s.udp(443, cport, self._handshake_packet(b"", scid_s, 1000)))
         t += 0.003
-        st.add(
-            t,
-            c.udp(
-                cport,
-                443,
-                bytes([0xE1])
-                + b"\x00\x00\x00\x01\x08"
-                + scid_s
-                + b"\x00"
-                + struct.pack("!H", 0x4000 | 80)
-                + self.rand(80),
-            ),
-        )
+        st.add(t, c.udp(cport, 443, self._handshake_packet(scid_s, b"", 80)))
         st.add(
             t + 0.00002,
             c.udp(
@@ -1124,6 +1080,13 @@ class Gen:
             t += dt
         self.n["quic_flows"] += 1
         st.kind_pkts["quic"] += len(st.pkts) - n_before
+
+    def _handshake_packet(self, dcid: bytes, scid: bytes, n: int) -> bytes:
+        """A QUIC v1 Handshake packet (long header type 2) with ``n`` opaque payload bytes."""
+        return (
+            bytes((0xE1, 0, 0, 0, 1, len(dcid))) + dcid + bytes((len(scid),)) + scid
+            + struct.pack("!H", 0x4000 | n) + self.rand(n)
+        )
 
     # ----------------------------------------------------------------- background
     def dhcp(self, t: float, cl: Client, hostname: str) -> None:

@@ -392,40 +392,12 @@ def pcap_wire_stats(path: Path) -> tuple[int, int]:
 
 
 def fmt_table(results: list[Result], truth: dict[str, object] | None) -> str:
-    head = [
-        "tool",
-        "wall s",
-        "cpu s",
-        "pkts/s",
-        "pkts/cpu-s",
-        "Gbit/s",
-        "peak RSS MB",
-        "own MB",
-        "SNI",
-        "QUIC SNI",
-        "DNS",
-        "HTTP",
-        "match",
-    ]
+    head = ["tool", "wall s", "cpu s", "pkts/s", "pkts/cpu-s", "Gbit/s", "peak RSS MB", "own MB",
+            "SNI", "QUIC SNI", "DNS", "HTTP", "match"]
     rows = []
     if truth:
-        rows.append(
-            [
-                "truth",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                str(truth.get("tls_client_hellos", "")),
-                str(truth.get("quic_client_hellos", "")),
-                str(truth.get("dns_queries", "")),
-                str(truth.get("http_requests", "")),
-                "",
-            ]
-        )
+        want = ("tls_client_hellos", "quic_client_hellos", "dns_queries", "http_requests")
+        rows.append(["truth", *[""] * 7, *(str(truth.get(k, "")) for k in want), ""])
 
     def cnt(r: Result, k: str) -> str:
         v = r.counts.get(k)

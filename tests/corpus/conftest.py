@@ -43,15 +43,11 @@ class HuntResult:
         return (o for o in self.observations if o["kind"] == kind)
 
 
-def corpus_or_skip() -> Path:
+@pytest.fixture(scope="session")
+def corpus() -> Path:
     if not (CORPUS / "MANIFEST.json").is_file():
         pytest.skip(f"shared corpus not present at {CORPUS}")
     return CORPUS
-
-
-@pytest.fixture(scope="session")
-def corpus() -> Path:
-    return corpus_or_skip()
 
 
 @pytest.fixture(scope="session")

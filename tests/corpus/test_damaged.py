@@ -163,7 +163,6 @@ def test_findings_validate_with_decoy_catalog(
     assert {"tls.sni", "http.host", "dns.query", "dns.answer"} <= kinds
 
 
-@pytest.mark.corpus
 def test_no_ai_findings_on_corpus_without_ai_traffic(all_results: dict[str, HuntResult]) -> None:
     # MANIFEST.md: no capture of the corpus holds AI-service traffic, so every
     # finding made with the real catalog would be a false positive

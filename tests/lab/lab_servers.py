@@ -126,10 +126,7 @@ def mcp_server(transport: str, port: int) -> None:
         """Weather for a city (lab: always sunny)."""
         return f"{city}: sunny"
 
-    if transport == "sse":
-        server.run("sse", host=ADDR, port=port)
-    else:
-        server.run("streamable-http", host=ADDR, port=port)
+    server.run(transport, host=ADDR, port=port)  # "streamable-http" or "sse"
 
 
 for target, args in ((ollama, ()), (mcp_server, ("streamable-http", 8000)),
