@@ -34,11 +34,7 @@ def load_settings(path: Path | None, **overrides: Any) -> Settings:
     base = Settings()
     values: dict[str, Any] = {}
     if path is not None:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as e:
-            raise InputError(f"{path}: cannot read config: {e}") from e
-        table = data.get("sensor", {})
+        table = _read_toml(path).get("sensor", {})
         if not isinstance(table, dict):
             raise InputError(f"{path}: [sensor] must be a table")
         known = {f.name for f in fields(Settings)}
@@ -61,12 +57,16 @@ def load_tables(path: Path | None) -> dict[str, Any]:
     """Every table of the TOML config (``[policy]``, ``[identity]``, ``[sinks]``...)."""
     if path is None:
         return {}
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise InputError(f"{path}: cannot read config: {e}") from e
+    data = _read_toml(path)
     known = {"sensor", "policy", "identity", "sinks", "model", "watch", "credentials"}
     for k in data:
         if k not in known:
             raise InputError(f"{path}: unknown table [{k}] (known: {', '.join(sorted(known))})")
     return data
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise InputError(f"{path}: cannot read config: {e}") from e

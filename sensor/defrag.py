@@ -14,6 +14,7 @@ byte wins (as Linux and Zeek do); a datagram with holes never completes.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 _V4_HDR = struct.Struct("!BBHHHBBH4s4s")
@@ -81,13 +82,11 @@ class Defragmenter:
         payload = p[ihl:min(tot, len(p))]
         offset = (fo & 0x1FFF) * 8
         more = bool(fo & 0x2000)
-        d = self._datagram(("v4", src, dst, ident, proto), ts_ns)
-        if d is None:
-            return None
+        key = ("v4", src, dst, ident, proto)
+        d = self._datagram(key, ts_ns)
         if offset == 0:
             d.header = p[:ihl]
-        return self._piece(("v4", src, dst, ident, proto), d, offset, more, payload,
-                           self._finish_v4)
+        return self._piece(key, d, offset, more, payload, self._finish_v4)
 
     @staticmethod
     def _finish_v4(d: _Datagram, body: bytes) -> bytes:
@@ -111,8 +110,6 @@ class Defragmenter:
         more = bool(fo & 1)
         key = ("v6", p[8:24], p[24:40], ident)
         d = self._datagram(key, ts_ns)
-        if d is None:
-            return None
         if offset == 0:
             d.header = p[:40]
             d.next_hdr = nh
@@ -127,7 +124,7 @@ class Defragmenter:
 
     # -- common --------------------------------------------------------------
 
-    def _datagram(self, key: tuple[object, ...], ts_ns: int) -> _Datagram | None:
+    def _datagram(self, key: tuple[object, ...], ts_ns: int) -> _Datagram:
         d = self._open.get(key)
         if d is None:
             if len(self._open) >= self.max_datagrams:
@@ -137,7 +134,7 @@ class Defragmenter:
         return d
 
     def _piece(self, key: tuple[object, ...], d: _Datagram, offset: int, more: bool,
-               payload: bytes, finish: object) -> bytes | None:
+               payload: bytes, finish: Callable[[_Datagram, bytes], bytes]) -> bytes | None:
         if offset + len(payload) > self.max_bytes:
             del self._open[key]
             self.stats.dropped_overflow += 1
@@ -159,6 +156,4 @@ class Defragmenter:
             return None
         del self._open[key]
         self.stats.reassembled += 1
-        assert callable(finish)
-        out: bytes = finish(d, bytes(body[: d.total]))
-        return out
+        return finish(d, bytes(body[: d.total]))

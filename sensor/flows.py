@@ -18,6 +18,7 @@ import hashlib
 import socket
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -121,10 +122,6 @@ class FlowRecord:
     bytes_server_to_client: int
     end_reason: str  # "idle" | "active" | "evicted" | "closed" | "end"
 
-    @property
-    def duration_ms(self) -> float:
-        return (self.last_ns - self.first_ns) / 1e6
-
 
 @dataclass(slots=True)
 class Expired:
@@ -180,18 +177,16 @@ class FlowTimeouts:
     active_s: float = 1800.0  # long flows are exported every 30 min and go on
 
 
-_COLS_U64 = ("key", "low_hi", "low_lo", "up_hi", "up_lo", "mac_low", "mac_up")
-_COLS_I64 = ("low_port", "up_port", "proto", "vlan", "first_ns", "last_ns",
-             "pk_lu", "pk_ul", "by_lu", "by_ul", "fl_lu", "fl_ul")
+_COLS = {**dict.fromkeys(("key", "low_hi", "low_lo", "up_hi", "up_lo", "mac_low", "mac_up"),
+                         np.uint64),
+         **dict.fromkeys(("low_port", "up_port", "proto", "vlan", "first_ns", "last_ns",
+                          "pk_lu", "pk_ul", "by_lu", "by_ul", "fl_lu", "fl_ul"), np.int64)}
 
 
 @dataclass(slots=True)
 class FlowStats:
     flows_created: int = 0
     flows_evicted: int = 0  # pushed out by the memory bound (LRU)
-    flows_exported: int = 0
-    packets: int = 0
-    bytes: int = 0
 
 
 class FlowTable:
@@ -202,10 +197,10 @@ class FlowTable:
         self.timeouts = timeouts or FlowTimeouts()
         self.stats = FlowStats()
         self._cap = 0
-        self._cols: dict[str, npt.NDArray[np.int64] | npt.NDArray[np.uint64]] = {}
-        self._used: B = np.zeros(0, dtype=bool)
+        self._cols: dict[str, npt.NDArray[Any]] = {}  # dtypes as in _COLS
         self._client_low: B = np.zeros(0, dtype=bool)
-        self._free: list[int] = []
+        self._free: I64 = np.zeros(0, dtype=np.int64)  # a stack of free slots, top at _nfree
+        self._nfree = 0
         self._skeys: U64 = np.zeros(0, dtype=np.uint64)  # sorted keys
         self._sslots: I64 = np.zeros(0, dtype=np.int64)  # their slots
         self._grow(1024)
@@ -216,31 +211,26 @@ class FlowTable:
 
     def _grow(self, cap: int) -> None:
         old = self._cap
-        for name in _COLS_U64:
-            a = np.zeros(cap, dtype=np.uint64)
+        for name, dtype in _COLS.items():
+            a = np.zeros(cap, dtype=dtype)
             if old:
                 a[:old] = self._cols[name]
             self._cols[name] = a
-        for name in _COLS_I64:
-            b = np.zeros(cap, dtype=np.int64)
-            if old:
-                b[:old] = self._cols[name]
-            self._cols[name] = b
-        used = np.zeros(cap, dtype=bool)
-        used[:old] = self._used
-        self._used = used
         cl = np.zeros(cap, dtype=bool)
         cl[:old] = self._client_low
         self._client_low = cl
-        self._free.extend(range(cap - 1, old - 1, -1))
+        free = np.empty(cap, dtype=np.int64)  # never more than cap entries
+        free[: self._nfree] = self._free[: self._nfree]
+        free[self._nfree : self._nfree + cap - old] = np.arange(cap - 1, old - 1, -1)
+        self._free = free
+        self._nfree += cap - old
         self._cap = cap
 
     def _alloc(self, count: int) -> I64:
-        if len(self._free) < count:
+        if self._nfree < count:
             self._grow(max(self._cap * 2, self._cap + count))
-        taken = self._free[-count:] if count else []
-        del self._free[len(self._free) - count:]
-        return np.array(taken[::-1], dtype=np.int64)
+        self._nfree -= count
+        return self._free[self._nfree : self._nfree + count][::-1].copy()
 
     def update(self, c: Columns, ts_ns: I64, keys: U64, low_src: B) -> None:
         """Account every valid packet of a batch (``c.ok``) to its flow."""
@@ -271,11 +261,10 @@ class FlowTable:
         mac_ul = np.maximum.reduceat(np.where(fwd, np.uint64(0), mac), bnd)
         t_first = ts_ns[first]
         t_last = ts_ns[last]
-        self.stats.packets += n
-        self.stats.bytes += int(byt.sum())
 
+        pos = np.searchsorted(self._skeys, uk)  # also where new keys go in the sorted index
         if self._skeys.size:
-            posc = np.minimum(np.searchsorted(self._skeys, uk), self._skeys.size - 1)
+            posc = np.minimum(pos, self._skeys.size - 1)
             found = self._skeys[posc] == uk
             slots = np.where(found, self._sslots[posc], -1)
         else:
@@ -311,13 +300,10 @@ class FlowTable:
             src_is_server = (sp < 1024) & (dp >= 1024)
             src_is_client = np.where(syn, True, np.where(synack, False, ~src_is_server))
             self._client_low[ns] = np.where(src_is_client, lowsrc, ~lowsrc)
-            self._used[ns] = True
             self.stats.flows_created += int(new.size)
-            self._skeys = np.concatenate((self._skeys, uk[new]))
-            self._sslots = np.concatenate((self._sslots, ns))
-            o = np.argsort(self._skeys, kind="stable")
-            self._skeys = self._skeys[o]
-            self._sslots = self._sslots[o]
+            # uk is sorted and the new keys are not in the index: a merge, not a sort
+            self._skeys = np.insert(self._skeys, pos[new], uk[new])
+            self._sslots = np.insert(self._sslots, pos[new], ns)
 
         cols = self._cols
         cols["last_ns"][slots] = np.maximum(cols["last_ns"][slots], t_last)
@@ -345,10 +331,11 @@ class FlowTable:
         last = cols["last_ns"][slots]
         idle = np.where(proto == PROTO_TCP, t.tcp_idle_s,
                         np.where(proto == PROTO_UDP, t.udp_idle_s, t.other_idle_s))
-        fl = cols["fl_lu"][slots] | cols["fl_ul"][slots]
+        fl_lu = cols["fl_lu"][slots]
+        fl_ul = cols["fl_ul"][slots]
         closed = (proto == PROTO_TCP) & (
-            ((fl & TCP_RST) != 0)
-            | (((cols["fl_lu"][slots] & TCP_FIN) != 0) & ((cols["fl_ul"][slots] & TCP_FIN) != 0)))
+            (((fl_lu | fl_ul) & TCP_RST) != 0)
+            | (((fl_lu & TCP_FIN) != 0) & ((fl_ul & TCP_FIN) != 0)))
         gone_idle = (now_ns - last) > (idle * 1e9).astype(np.int64)
         gone_closed = closed & ((now_ns - last) > int(t.closed_linger_s * 1e9))
         gone = gone_closed | gone_idle
@@ -392,34 +379,28 @@ class FlowTable:
         keep[idx] = False
         self._skeys = self._skeys[keep]
         self._sslots = self._sslots[keep]
-        self._used[s] = False
-        self._free.extend(s.tolist())
+        self._free[self._nfree : self._nfree + s.size] = s
+        self._nfree += s.size
 
     def _export(self, s: I64, reason: str) -> Expired:
         c = self._cols
         cl = self._client_low[s]
-        self.stats.flows_exported += int(s.size)
 
-        def pick(low: str, up: str, client: bool) -> npt.NDArray[np.int64]:
+        def sides(low: str, up: str) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+            """(client's, server's) value: each column gathered once."""
             a, b = c[low][s], c[up][s]
-            return np.where(cl, a, b) if client else np.where(cl, b, a)
+            return np.where(cl, a, b), np.where(cl, b, a)
 
+        client_hi, server_hi = sides("low_hi", "up_hi")
+        client_lo, server_lo = sides("low_lo", "up_lo")
+        client_port, server_port = sides("low_port", "up_port")
+        pkts_c2s, pkts_s2c = sides("pk_lu", "pk_ul")
+        bytes_c2s, bytes_s2c = sides("by_lu", "by_ul")
         return Expired(
-            key=c["key"][s].astype(np.uint64),
-            client_hi=pick("low_hi", "up_hi", True).astype(np.uint64),
-            client_lo=pick("low_lo", "up_lo", True).astype(np.uint64),
-            server_hi=pick("low_hi", "up_hi", False).astype(np.uint64),
-            server_lo=pick("low_lo", "up_lo", False).astype(np.uint64),
-            client_port=pick("low_port", "up_port", True).astype(np.int64),
-            server_port=pick("low_port", "up_port", False).astype(np.int64),
-            proto=c["proto"][s].astype(np.int64),
-            vlan=c["vlan"][s].astype(np.int64),
-            client_mac=pick("mac_low", "mac_up", True).astype(np.uint64),
-            first_ns=c["first_ns"][s].astype(np.int64),
-            last_ns=c["last_ns"][s].astype(np.int64),
-            pkts_c2s=pick("pk_lu", "pk_ul", True).astype(np.int64),
-            pkts_s2c=pick("pk_lu", "pk_ul", False).astype(np.int64),
-            bytes_c2s=pick("by_lu", "by_ul", True).astype(np.int64),
-            bytes_s2c=pick("by_lu", "by_ul", False).astype(np.int64),
-            reason=reason,
+            key=c["key"][s], client_hi=client_hi, client_lo=client_lo, server_hi=server_hi,
+            server_lo=server_lo, client_port=client_port, server_port=server_port,
+            proto=c["proto"][s], vlan=c["vlan"][s],
+            client_mac=np.where(cl, c["mac_low"][s], c["mac_up"][s]),
+            first_ns=c["first_ns"][s], last_ns=c["last_ns"][s], pkts_c2s=pkts_c2s,
+            pkts_s2c=pkts_s2c, bytes_c2s=bytes_c2s, bytes_s2c=bytes_s2c, reason=reason,
         )

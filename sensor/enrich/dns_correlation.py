@@ -33,7 +33,6 @@ class DnsCorrelator:
         self._pairs: dict[int, int] = {}  # pair key -> number of bindings using it
         self._arr: npt.NDArray[np.uint64] = np.zeros(0, dtype=np.uint64)
         self._dirty = False
-        self.evicted = 0
 
     def add(self, client_ip: str, server_ip: str, name: str, ts_ns: int, ttl_s: int) -> None:
         k = (client_ip, server_ip)
@@ -45,7 +44,6 @@ class DnsCorrelator:
             self._dirty = True
             if len(self._bind) > self.max_bindings:
                 (oc, os_), _ = self._bind.popitem(last=False)
-                self.evicted += 1
                 opk = _pair(oc, os_)
                 self._pairs[opk] -= 1
                 if not self._pairs[opk]:

@@ -34,12 +34,13 @@ import numpy.typing as npt
 from sensor.errors import InputError
 from sensor.sources.batch import Damage, PacketBatch
 from sensor.sources.pcap import (
+    PCAP_MAGICS,
     PcapParser,
     RecordParser,
     Records,
     parse_pcap_header,
 )
-from sensor.sources.pcapng import PcapngParser, shb_byte_order
+from sensor.sources.pcapng import SHB_MAGIC, PcapngParser, shb_byte_order
 
 GZIP_CHUNK = 32 * 1024 * 1024  # decompressed bytes per chunk
 _GZIP_READ = 1024 * 1024  # compressed bytes per read
@@ -48,8 +49,6 @@ _GZIP_READ = 1024 * 1024  # compressed bytes per read
 MIN_WINDOW = 64 * 1024
 MAX_WINDOW = 16 * 1024 * 1024
 
-_PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
-_PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 _GZIP_MAGIC = b"\x1f\x8b"
 _SNIFF = 64  # enough for a pcap header or the start of an SHB
 
@@ -58,9 +57,9 @@ _U8 = npt.NDArray[np.uint8]
 
 def capture_kind(head: bytes) -> Literal["pcap", "pcapng"] | None:
     """Which capture format the (decompressed) first bytes of a file start, if any."""
-    if head[:4] in _PCAP_MAGICS:
+    if head[:4] in PCAP_MAGICS:
         return "pcap"
-    if head[:4] == _PCAPNG_MAGIC:
+    if head[:4] == SHB_MAGIC:
         return "pcapng"
     return None
 
@@ -118,9 +117,9 @@ def _window(batch_packets: int, avg: float) -> int:
 class CaptureReader:
     """A capture file opened by :func:`open_capture`."""
 
-    def __init__(self, path: str, fmt: str, kind: str, head: bytes, gz: bool, size: int) -> None:
+    def __init__(self, path: str, kind: str, head: bytes, gz: bool, size: int) -> None:
         self.path = path
-        self.format = fmt
+        self.format = kind + (".gz" if gz else "")
         self.damage: Damage | None = None
         self.bytes_total: int | None = size
         self._kind = kind
@@ -320,9 +319,8 @@ def open_capture(path: str | Path) -> CaptureReader:
         raise InputError(f"{name}: cannot read: {e.strerror or e}") from None
     kind = _sniff_kind(head, name)
     _make_parser(kind, head, name)  # validates the header
-    fmt = kind + (".gz" if gz else "")
     try:
-        return CaptureReader(name, fmt, kind, head, gz, size)
+        return CaptureReader(name, kind, head, gz, size)
     except OSError as e:
         raise InputError(f"{name}: cannot read: {e.strerror or e}") from None
 

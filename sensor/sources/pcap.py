@@ -44,6 +44,7 @@ _MAGICS: dict[int, tuple[str, bool]] = {
     0xA1B23C4D: ("<", True),
     0x4D3CB2A1: (">", True),
 }
+PCAP_MAGICS = frozenset(m.to_bytes(4, "little") for m in _MAGICS)  # as the file starts
 
 # LinkType field: low 16 bits are the LINKTYPE_ value; bits 16-25 reserved,
 # bit 26 says the top 4 bits hold the FCS length in 16-bit words
@@ -207,9 +208,10 @@ class PcapHeader:
 
 def parse_pcap_header(head: bytes, name: str) -> PcapHeader:
     """Decode a 24-byte pcap global header; InputError if it is not one."""
-    if len(head) < 4 or struct.unpack("<I", head[:4])[0] not in _MAGICS:
+    kind = _MAGICS.get(int.from_bytes(head[:4], "little"))  # fewer than 4 bytes: no match
+    if kind is None:
         raise InputError(f"{name}: not a pcap file (bad magic)")
-    order, nanos = _MAGICS[struct.unpack("<I", head[:4])[0]]
+    order, nanos = kind
     if len(head) < PCAP_HEADER_LEN:
         raise InputError(
             f"{name}: pcap global header truncated ({len(head)} of {PCAP_HEADER_LEN} bytes)"

@@ -25,15 +25,15 @@ IDB = 0x00000001
 PB = 0x00000002  # obsolete Packet Block
 SPB = 0x00000003
 EPB = 0x00000006
-BOM = 0x1A2B3C4D
+SHB_MAGIC = SHB.to_bytes(4, "big")  # the same in either byte order
+# the SHB byte-order magic 0x1A2B3C4D as written in each order
+_BOM_ORDER = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}
 
 # Wireshark's limit; larger blocks are treated as damage (bounds memory
 # when a block has to be carried between gzip chunks).
 MAX_BLOCK = 16 * 1024 * 1024
 
 _MIN_LEN = {SHB: 28, IDB: 20, PB: 32, SPB: 16, EPB: 32}
-
-_NATIVE = "<" if np.little_endian else ">"
 
 _I64 = npt.NDArray[np.int64]
 _U8 = npt.NDArray[np.uint8]
@@ -42,13 +42,12 @@ _U64 = npt.NDArray[np.uint64]
 
 def shb_byte_order(head: bytes, name: str) -> str:
     """Byte order of the SHB at the start of ``head``; InputError if none."""
-    if len(head) < 12 or head[:4] != b"\x0a\x0d\x0d\x0a":
+    if len(head) < 12 or head[:4] != SHB_MAGIC:
         raise InputError(f"{name}: not a pcapng file (no section header block)")
-    if head[8:12] == b"\x4d\x3c\x2b\x1a":
-        return "<"
-    if head[8:12] == b"\x1a\x2b\x3c\x4d":
-        return ">"
-    raise InputError(f"{name}: pcapng section header has a bad byte-order magic")
+    order = _BOM_ORDER.get(head[8:12])
+    if order is None:
+        raise InputError(f"{name}: pcapng section header has a bad byte-order magic")
+    return order
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,8 +185,7 @@ class PcapngParser:
                 if bo + 4 > end - start:
                     cut(s, None, True)
                     break
-                magic = bytes(mv[start + bo : start + bo + 4])
-                new = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}.get(magic)
+                new = _BOM_ORDER.get(bytes(mv[start + bo : start + bo + 4]))
                 if new is None:
                     cut(s, "section header block with a bad byte-order magic")
                     break
@@ -221,8 +219,7 @@ class PcapngParser:
                 w, lens, types = w[:stop], lens[:stop], types[:stop]
         if stop == 0:
             recs, pstop, pwhy = Records.empty(), 0, None
-        else:
-            w, lens, types = w[:stop], lens[:stop], types[:stop]
+        else:  # w, lens, types already end at stop
             recs, pstop, pwhy = self._packets(buf, words, start, w, lens, types)
         if pstop < stop:
             stop, why, incomplete = pstop, pwhy, False
@@ -263,30 +260,22 @@ class PcapngParser:
         # note where each section (SHB) starts in that list
         sec_start = np.full(n, self.sec_base, np.int64)
         idb_cum = np.cumsum(is_idb)
+        cut, bad_version = n, None
         for i in np.flatnonzero(is_shb | is_idb).tolist():
             o = start + 4 * int(w[i])
             if is_shb[i]:
                 major = struct.unpack_from(self.order + "H", buf[o + 12 : o + 14].tobytes())[0]
-                if major != 1:
-                    # stop before this SHB; earlier blocks are still valid
-                    recs = self._gather(
-                        buf,
-                        words,
-                        start,
-                        w[:i],
-                        lens[:i],
-                        types[:i],
-                        sec_start[:i],
-                        nbefore + idb_cum[:i],
-                    )[0]
-                    return recs, i, f"unsupported pcapng version {major}"
+                if major != 1:  # stop before this SHB; earlier blocks are still valid
+                    cut, bad_version = i, f"unsupported pcapng version {major}"
+                    break
                 self.sec_base = nbefore + int(idb_cum[i])
                 sec_start[i:] = self.sec_base
             else:
                 body = buf[o + 8 : o + int(lens[i]) - 4].tobytes()
                 self.ifaces.append(parse_idb(body, self.order))
-        recs, k, why = self._gather(buf, words, start, w, lens, types, sec_start, nbefore + idb_cum)
-        return recs, k, why
+        recs, k, why = self._gather(buf, words, start, w[:cut], lens[:cut], types[:cut],
+                                    sec_start[:cut], nbefore + idb_cum[:cut])
+        return (recs, k, why) if bad_version is None else (recs, cut, bad_version)
 
     def _gather(
         self,

@@ -19,6 +19,8 @@ from sensor.errors import InputError
 from sensor.sources.batch import Damage
 from sensor.sources.capture import open_capture
 from tests.helpers.captures import read_records
+from tests.sensor.sources.test_pcap import build_pcap
+from tests.sensor.sources.test_pcapng import block, epb, idb, shb
 
 CORPUS = Path(__file__).resolve().parents[3] / ".." / "shared" / "corpus"
 
@@ -26,26 +28,11 @@ Row = tuple[int, int, bytes]
 
 
 def pcap(recs: list[tuple[int, bytes]], order: str = "<", nanos: bool = False) -> bytes:
-    magic = 0xA1B23C4D if nanos else 0xA1B2C3D4
-    out = [struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, 65535, 1)]
-    for t, d in recs:
-        out.append(struct.pack(order + "IIII", t, 5, len(d), len(d)) + d)
-    return b"".join(out)
-
-
-def _blk(t: int, body: bytes) -> bytes:
-    body += b"\0" * (-len(body) % 4)
-    return struct.pack("<II", t, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+    return build_pcap([(t, 5, d, len(d)) for t, d in recs], order, nanos)
 
 
 def pcapng(recs: list[tuple[int, bytes]]) -> bytes:
-    out = [
-        _blk(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)),
-        _blk(1, struct.pack("<HHI", 1, 0, 0)),
-    ]
-    for t, d in recs:
-        out.append(_blk(6, struct.pack("<IIIII", 0, 0, t, len(d), len(d)) + d))
-    return b"".join(out)
+    return shb() + idb(1) + b"".join(epb(0, t, d) for t, d in recs)
 
 
 RECS = [(i, bytes([65 + i]) * (3 * i + 1)) for i in range(6)]
@@ -161,7 +148,7 @@ def test_truncated_at_every_offset(tmp_path: Path, kind: str) -> None:
         off = len(pcapng([]))
         bounds = [0, 28, off]  # SHB, IDB, first EPB
         for _, d in RECS:
-            off += len(_blk(6, b"\0" * 20 + d))
+            off += len(block(6, b"\0" * 20 + d))
             ends.append(off)
         min_ok = 12  # the SHB start must be readable to open at all
     else:

@@ -46,15 +46,12 @@ RECS: list[Rec] = [
 ]
 
 
-read_all = read_records
-
-
 @pytest.mark.parametrize("order", ["<", ">"])
 @pytest.mark.parametrize("nanos", [False, True])
 def test_header_variants(tmp_path: Path, order: str, nanos: bool) -> None:
     p = tmp_path / "x.bin"  # the name says nothing: detection is by magic
     p.write_bytes(build_pcap(RECS, order, nanos))
-    got, damage = read_all(p)
+    got, damage = read_records(p)
     assert damage is None
     mul = 1 if nanos else 1000
     assert got == [(s * 10**9 + f * mul, len(d), o, 1, d) for s, f, d, o in RECS]
@@ -71,7 +68,7 @@ def test_fcs_bits_are_masked_off_the_linktype(tmp_path: Path) -> None:
     assert (h.linktype, h.fcs_len) == (101, 4)
     p = tmp_path / "a.pcap"
     p.write_bytes(data)
-    got, _ = read_all(p)
+    got, _ = read_records(p)
     assert got[0][3] == 101
 
 
@@ -98,7 +95,7 @@ def test_scapy_roundtrip(tmp_path: Path) -> None:
     for nano in (False, True):
         p = tmp_path / f"s{nano}.pcap"
         wrpcap(str(p), pkts, nano=nano)
-        got, damage = read_all(p, batch=7)
+        got, damage = read_records(p, batch=7)
         assert damage is None
         assert [g[4] for g in got] == [bytes(pk) for pk in pkts]
         # float times: exact ns values are checked with hand-built files
@@ -113,7 +110,7 @@ def test_absurd_caplen_is_damage_and_keeps_earlier_packets(tmp_path: Path) -> No
     data += struct.pack("<IIII", 1, 2, MAX_CAPLEN + 1, 70) + b"\0" * 100
     p = tmp_path / "d.pcap"
     p.write_bytes(data + build_pcap(RECS)[24:])
-    got, damage = read_all(p)
+    got, damage = read_records(p)
     assert [g[4] for g in got] == [RECS[0][2], RECS[1][2]]
     assert damage is not None
     assert damage.byte_offset == bad_at and "caplen" in damage.reason
