@@ -21,6 +21,7 @@ DHCPv4 contract:
 
 from __future__ import annotations
 
+import re
 import socket
 import struct
 from dataclasses import dataclass
@@ -35,7 +36,6 @@ DISCOVER, OFFER, REQUEST, DECLINE, ACK, NAK, RELEASE, INFORM = 1, 2, 3, 4, 5, 6,
 MSG_NAMES = {1: "DISCOVER", 2: "OFFER", 3: "REQUEST", 4: "DECLINE", 5: "ACK", 6: "NAK",
              7: "RELEASE", 8: "INFORM", 9: "FORCERENEW", 10: "LEASEQUERY",
              11: "LEASEUNASSIGNED", 12: "LEASEUNKNOWN", 13: "LEASEACTIVE"}
-CLIENT_TYPES = frozenset({DISCOVER, REQUEST, DECLINE, RELEASE, INFORM})
 
 # option codes
 O_PAD, O_SUBNET, O_ROUTER, O_DNS, O_HOSTNAME, O_DOMAIN = 0, 1, 3, 6, 12, 15
@@ -44,20 +44,20 @@ O_MESSAGE, O_RENEW, O_REBIND, O_VENDOR_CLASS, O_CLIENT_ID, O_FQDN, O_END = (
     56, 58, 59, 60, 61, 81, 255)
 
 _CTRL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
+_HAS_CTRL = re.compile("[\x00-\x1f\x7f]").search
 
 
 def text(raw: bytes) -> str:
     """Wire bytes as text: UTF-8, with bad bytes and control characters as ``\\xNN``."""
     s = raw.decode("utf-8", "backslashreplace")
-    return s.translate(_CTRL) if any(ord(c) < 0x20 or ord(c) == 0x7F for c in s) else s
+    return s.translate(_CTRL) if _HAS_CTRL(s) else s
 
 
 def _mac_text(raw: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in raw)
+    return raw.hex(":")
 
 
-def _ip4(raw: bytes) -> str:
-    return socket.inet_ntoa(raw)
+_ip4 = socket.inet_ntoa
 
 
 def _ip4_list(raw: bytes) -> tuple[str, ...]:

@@ -16,9 +16,10 @@ scheme word is returned, and only when it cannot be the credential itself.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from sensor.errors import DecodeError, NeedMoreData
-from sensor.records import HttpRequest, HttpResponse
+from sensor.records import HttpRequest, HttpResponse, slot_builder
 
 MAX_HEAD_BYTES = 16 * 1024
 
@@ -86,6 +87,9 @@ _FIELDS = (
     "server",
 )
 _WANTED = frozenset(_FIELDS)
+# the records are built without the frozen dataclass __init__ (see slot_builder)
+_http_request: Callable[..., HttpRequest] = slot_builder(HttpRequest)
+_http_response: Callable[..., HttpResponse] = slot_builder(HttpResponse)
 
 
 def looks_like_http_request(prefix: bytes) -> bool:
@@ -109,30 +113,17 @@ def looks_like_http_response(prefix: bytes) -> bool:
     return prefix[:n] == want[:n]
 
 
-def _head_end(data: bytes) -> int:
-    """Offset just past the empty line ending the head, or -1."""
-    window = data[: MAX_HEAD_BYTES + 4]
-    a = window.find(b"\n\r\n")
-    b = window.find(b"\n\n")
-    if a < 0 and b < 0:
-        return -1
-    if b < 0 or 0 <= a < b:
-        return a + 3
-    return b + 2
+def head_end(data: bytes | bytearray) -> int:
+    """Offset just past the empty line ending the head at the start of ``data``, or -1.
 
-
-def head_end(data: bytes) -> int:
-    """Offset just past the empty line ending the head at the start of ``data``, or -1."""
-    return _head_end(data)
-
-
-def split_head(data: bytes, what: str = "message") -> tuple[str, list[str], int]:
-    """Start line, field lines and head length of the head at the start of ``data``.
-
-    Raises NeedMoreData while the head is unfinished and DecodeError when it
-    exceeds :data:`MAX_HEAD_BYTES`.
+    Only the first ``MAX_HEAD_BYTES + 4`` bytes are searched (bounded finds: no copy).
     """
-    return _split_head(data, what)
+    window = MAX_HEAD_BYTES + 4
+    a = data.find(b"\n\r\n", 0, window)
+    b = data.find(b"\n\n", 0, window if a < 0 else a + 2)  # an LF LF before the LF CR LF
+    if b >= 0:
+        return b + 2
+    return a + 3 if a >= 0 else -1
 
 
 def header_fields(lines: list[str], limit: int = 128) -> list[tuple[str, str]]:
@@ -155,8 +146,13 @@ def header_fields(lines: list[str], limit: int = 128) -> list[tuple[str, str]]:
     return out
 
 
-def _split_head(data: bytes, what: str) -> tuple[str, list[str], int]:
-    end = _head_end(data)
+def split_head(data: bytes, what: str = "message") -> tuple[str, list[str], int]:
+    """Start line, field lines and head length of the head at the start of ``data``.
+
+    Raises NeedMoreData while the head is unfinished and DecodeError when it
+    exceeds :data:`MAX_HEAD_BYTES`.
+    """
+    end = head_end(data)
     if end < 0:
         if len(data) >= MAX_HEAD_BYTES:
             raise DecodeError(f"HTTP {what} head exceeds {MAX_HEAD_BYTES} bytes")
@@ -287,10 +283,10 @@ def _parse_request(data: bytes, limit: int | None
             if not rest or rest[:1] == b"\n" or rest[:2] == b"\r\n":
                 blank = 0 if not rest else (1 if rest[:1] == b"\n" else 2)
                 return _request(first[0], first[1], "HTTP/0.9", {}, (), nl + 1 + blank), []
-            _start, lines, end = _split_head(data, "request")
+            _start, lines, end = split_head(data, "request")
             found, names, fields = _scan(lines, limit)
             return _request(first[0], first[1], "HTTP/0.9", found, names, end), fields
-    start, lines, end = _split_head(data, "request")
+    start, lines, end = split_head(data, "request")
     parts = start.split(" ")
     if len(parts) == 2 and _VERSION.fullmatch(parts[1]) is not None:
         parts.insert(1, "")  # "GET HTTP/1.1": no target (Zeek logs it empty); keep the head
@@ -314,7 +310,7 @@ def _request(method: str, target: str, version: str, found: dict[str, str],
         auth = _auth_scheme(found.get("proxy-authorization"))
     api_keys = (() if API_KEY_HEADERS.isdisjoint(names)
                 else tuple(dict.fromkeys(n for n in names if n in API_KEY_HEADERS)))
-    return HttpRequest(
+    return _http_request(
         method=method,
         target=target,
         version=version,
@@ -348,7 +344,7 @@ def _parse_response(data: bytes, limit: int | None
                     ) -> tuple[HttpResponse, list[tuple[str, str]]]:
     if not data.startswith(b"HTTP/1.") and not (len(data) < 7 and looks_like_http_response(data)):
         raise DecodeError("not an HTTP/1.x status line")
-    start, lines, end = _split_head(data, "response")
+    start, lines, end = split_head(data, "response")
     version, _, rest = start.partition(" ")
     code, _, reason = rest.lstrip(" ").partition(" ")
     if _VERSION.fullmatch(version) is None:
@@ -356,7 +352,7 @@ def _parse_response(data: bytes, limit: int | None
     if len(code) != 3 or not code.isascii() or not code.isdigit() or code[0] == "0":
         raise DecodeError(f"bad status code in status line: {start[:64]!r}")
     found, _names, fields = _scan(lines, limit)
-    return HttpResponse(
+    return _http_response(
         version=version,
         status=int(code),
         reason=reason.strip(),

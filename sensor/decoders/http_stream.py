@@ -42,7 +42,7 @@ MAX_HEADERS = 128
 CREDENTIAL_HEADERS: frozenset[str] = frozenset(
     {"authorization", "proxy-authorization", "cookie", *http_dec.API_KEY_HEADERS})
 
-_HEAD_WINDOW = http_dec.MAX_HEAD_BYTES + 4  # bytes searched for a head's end
+_HEAD_WINDOW = http_dec.MAX_HEAD_BYTES + 4  # blank lines stripped at once, at most
 _CRLF = b"\r\n"
 _SEQ_MOD = 1 << 32
 _HALF = 1 << 31
@@ -360,14 +360,11 @@ class HttpConversation:
             window = bytes(dbuf[:_HEAD_WINDOW])
             del dbuf[: len(window) - len(window.lstrip(b"\r\n"))]
             return bool(dbuf)
-        # the head's end within the window (find with bounds: no copy of the buffer)
-        a = dbuf.find(b"\n\r\n", 0, _HEAD_WINDOW)
-        b = dbuf.find(b"\n\n", 0, _HEAD_WINDOW if a < 0 else a + 2)
-        if a < 0 and b < 0:
+        end = http_dec.head_end(dbuf)  # bounded finds: no copy of the buffer
+        if end < 0:
             if len(dbuf) >= http_dec.MAX_HEAD_BYTES:
                 self._bad(d)
             return False
-        end = a + 3 if b < 0 else b + 2
         if end > http_dec.MAX_HEAD_BYTES:  # the head decoders reject it
             self._bad(d)
             return False

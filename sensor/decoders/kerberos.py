@@ -204,10 +204,7 @@ def _etype_of(buf: bytes, span: tuple[int, int]) -> int | None:
 
 def _opt_principal(buf: bytes, f: dict[int, tuple[int, int]],
                    n: int) -> tuple[int | None, tuple[str, ...] | None]:
-    if n not in f:
-        return None, None
-    t, parts = _principal(buf, f[n])
-    return t, parts
+    return _principal(buf, f[n]) if n in f else (None, None)
 
 
 def _kdc_req(buf: bytes, s: int, e: int, app: int) -> KerberosMessage:

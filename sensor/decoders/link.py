@@ -126,22 +126,30 @@ def _isin(a: A, values: tuple[int, ...]) -> B:
     return out
 
 
+_BE2 = np.dtype(">u2")
+_BE4 = np.dtype(">u4")
+_LE4 = np.dtype("<u4")
+_BE8 = np.dtype(">u8")
+_U1 = np.dtype("u1")
+
+
 class _Reader:
     """Gathers from the batch at one position per packet.
 
     The first :data:`_BLOCK` bytes of every packet are copied once into a
     small ``(n, _BLOCK)`` block (one void-dtype gather costs about as much as
     one single-byte gather from the large buffer). A field at the same offset
-    in every packet is then a strided view of the block, and other positions
-    are gathers from the cache-resident block; only positions outside it
-    read the batch buffer.
+    in every packet is then a strided view of the block, and a field at other
+    positions is gathered from the cache-resident block (a 4- or 8-byte field
+    in one gather, from the block viewed as words that start at every byte);
+    only fields that end outside it read the batch buffer.
 
-    Positions of packets a mask excludes may be garbage: every read stays
-    inside the buffer, and callers mask the values. Arithmetic stays in 32
-    bits, which halves the memory traffic of the hot path.
+    Every packet gets a value: those of packets the caller does not select may
+    be garbage (every read stays inside the buffer), so callers mask the values.
+    Arithmetic stays in 32 bits, which halves the memory traffic of the hot path.
     """
 
-    __slots__ = ("blk", "buf", "flat", "origin", "rowk")
+    __slots__ = ("blk", "buf", "flat", "origin", "rowk", "words")
 
     def __init__(self, buf: U8, start: I64) -> None:
         self.buf = buf
@@ -153,10 +161,18 @@ class _Reader:
         self.flat: U8 = self.blk.reshape(-1)
         self.origin = origin
         self.rowk = np.arange(n, dtype=np.int64) * _BLOCK
+        # unaligned word views: fancy indexing gathers them several times faster than
+        # byte by byte (but not ``take``, which is slow on them)
+        self.words: dict[np.dtype[Any], A] = {
+            dt: np.ndarray((max(0, n * _BLOCK - dt.itemsize + 1),), dtype=dt, buffer=self.blk,
+                           strides=(1,))
+            for dt in (_BE4, _LE4, _BE8)}
 
-    def _bytes(self, pos: I64, width: int, rows: I64 | None) -> tuple[str, Any]:
-        """``("col", offset)`` when every position is that block column, else
-        ``("arr", [byte arrays])`` for the ``width`` bytes from each position."""
+    def _read(self, pos: I64, dt: np.dtype[Any], out: type[np.generic],
+              rows: I64 | None = None) -> A:
+        """The ``dt`` field at ``pos`` of every packet (of the packets ``rows`` if
+        given), as an ``out`` array."""
+        width = dt.itemsize
         if rows is None:
             rel = pos - self.origin
             rowk = self.rowk
@@ -164,7 +180,7 @@ class _Reader:
             rel = pos - self.origin[rows]
             rowk = self.rowk[rows]
         if rel.shape[0] == 0:
-            return "arr", [np.zeros(0, dtype=np.uint8)] * width
+            return np.zeros(0, dtype=out)
         lo = int(rel.min())
         hi = int(rel.max())
         if lo < 0:
@@ -172,68 +188,51 @@ class _Reader:
             # packets the caller masks out (-1 + k), so any byte will do for them
             lo = int(np.where(rel >= 0, rel, hi).min())
             rel = np.maximum(rel, 0)
-        if hi + width <= _BLOCK:
-            if lo == hi and rows is None:
-                return "col", lo
-            idx = rowk + rel
-            return "arr", [self.flat.take(idx + j) for j in range(width)]
-        inside = rel + width <= _BLOCK
-        idx = rowk + np.minimum(rel, _BLOCK - width)
-        out = [self.flat.take(idx + j) for j in range(width)]
-        far = np.flatnonzero(~inside)
-        if far.size:
-            fp = pos[far]
-            for j in range(width):
-                out[j][far] = self.buf.take(fp + j, mode="clip")
-        return "arr", out
+        inside = hi + width <= _BLOCK
+        if inside and lo == hi and rows is None:  # one column of the block: a strided view
+            col = np.ndarray((rel.shape[0],), dtype=dt, buffer=self.blk, offset=lo,
+                             strides=(_BLOCK,))
+            return col.astype(out)
+        idx = rowk + (rel if inside else np.minimum(rel, _BLOCK - width))
+        if width == 1:
+            value: A = self.flat.take(idx).astype(out)
+        elif width == 2:  # two byte gathers beat one unaligned word gather
+            value = (self.flat.take(idx).astype(out) << 8) | self.flat.take(idx + 1)
+        else:
+            value = self.words[dt][idx].astype(out)
+        if not inside:
+            far = np.flatnonzero(rel + width > _BLOCK)
+            if far.size:  # these end past the block: their bytes from the batch buffer
+                fp = pos[far]
+                v = np.zeros(far.size, dtype=np.uint64)
+                for j in range(width):
+                    shift = 8 * j if dt.byteorder == "<" else 8 * (width - 1 - j)
+                    v |= self.buf.take(fp + j, mode="clip").astype(np.uint64) << np.uint64(shift)
+                value[far] = v
+        return value
 
-    def _col(self, offset: int, dtype: str) -> A:
-        n = self.blk.shape[0]
-        return np.ndarray((n,), dtype=dtype, buffer=self.blk, offset=offset, strides=(_BLOCK,))
+    def u8(self, pos: I64) -> A:
+        return self._read(pos, _U1, np.int32)
 
-    def u8(self, pos: I64, ok: B | None = None, rows: I64 | None = None) -> A:
-        how, v = self._bytes(pos, 1, rows)
-        if how == "col":
-            out: A = self.blk[:, v].astype(np.int32)
-            return out
-        out = v[0].astype(np.int32)
+    def be16(self, pos: I64) -> A:
+        return self._read(pos, _BE2, np.int32)
+
+    def be32u(self, pos: I64) -> A:
+        return self._read(pos, _BE4, np.uint32)
+
+    def le32(self, pos: I64) -> A:
+        return self._read(pos, _LE4, np.int64)
+
+    def be32(self, pos: I64) -> A:
+        return self._read(pos, _BE4, np.int64)
+
+    def be64(self, pos: I64, rows: I64) -> A:
+        return self._read(pos, _BE8, np.uint64, rows)
+
+    def mac(self, pos: I64) -> A:
+        """The 48-bit MAC address at ``pos`` (read as the low bytes of a 64-bit word)."""
+        out: A = self._read(pos - 2, _BE8, np.uint64) & np.uint64(0xFFFF_FFFF_FFFF)
         return out
-
-    def be16(self, pos: I64, ok: B | None = None, rows: I64 | None = None) -> A:
-        how, v = self._bytes(pos, 2, rows)
-        if how == "col":
-            out: A = self._col(v, ">u2").astype(np.int32)
-            return out
-        out = (v[0].astype(np.int32) << 8) | v[1]
-        return out
-
-    def be32u(self, pos: I64, rows: I64 | None = None) -> A:
-        how, v = self._bytes(pos, 4, rows)
-        if how == "col":
-            out: A = self._col(v, ">u4").astype(np.uint32)
-            return out
-        out = ((v[0].astype(np.uint32) << 24) | (v[1].astype(np.uint32) << 16)
-               | (v[2].astype(np.uint32) << 8) | v[3])
-        return out
-
-    def le32(self, pos: I64, ok: B | None = None) -> A:
-        how, v = self._bytes(pos, 4, None)
-        if how == "col":
-            out: A = self._col(v, "<u4").astype(np.int64)
-            return out
-        out = ((v[0].astype(np.uint32) | (v[1].astype(np.uint32) << 8)
-                | (v[2].astype(np.uint32) << 16) | (v[3].astype(np.uint32) << 24))
-               .astype(np.int64))
-        return out
-
-    def be32(self, pos: I64, ok: B | None = None) -> A:
-        out: A = self.be32u(pos).astype(np.int64)
-        return out
-
-    def be64(self, pos: I64, ok: B | None = None, rows: I64 | None = None) -> A:
-        hi = self.be32u(pos, rows).astype(np.uint64)
-        lo = self.be32u(pos + 4, rows).astype(np.uint64)
-        return (hi << np.uint64(32)) | lo
 
 
 def classify(buf: U8, offsets: I64, caplens: npt.NDArray[np.int32],
@@ -256,8 +255,7 @@ def _classify(r: _Reader, start: I64, end: I64, lt: I64, depth: int) -> Columns:
     cols.vlan = vlan
     if depth < _MAX_TUNNEL_DEPTH:
         inner_off, inner_lt = _tunnel(r, cols, end)
-        # a fragmented outer datagram is decapsulated once reassembled (sensor/defrag.py)
-        t = np.flatnonzero((inner_lt != 0) & ~cols.frag_first & ~cols.fragment)
+        t = np.flatnonzero(inner_lt)
         if t.size:
             inner = _classify(_Reader(r.buf, inner_off[t]), inner_off[t], end[t], inner_lt[t],
                               depth + 1)
@@ -269,10 +267,16 @@ def _classify(r: _Reader, start: I64, end: I64, lt: I64, depth: int) -> Columns:
                 getattr(cols, name)[idx] = getattr(inner, name)[good]
             cols.tunnelled[idx] = True
             # the outer VLAN/MAC describe where we saw it; keep an inner VLAN if no outer
-            novlan = idx[cols.vlan[idx] == 0]
-            if novlan.size:
-                cols.vlan[novlan] = inner.vlan[good][cols.vlan[idx] == 0]
+            novlan = cols.vlan[idx] == 0
+            if novlan.any():
+                cols.vlan[idx[novlan]] = inner.vlan[good][novlan]
     return cols
+
+
+def _ip_ethertype(code: A, v4: int, v6: int) -> A:
+    """The IPv4/IPv6 ethertype for the codes ``v4``/``v6`` of another numbering, else 0."""
+    out: A = np.where(code == v4, _ETH_IPV4, np.where(code == v6, _ETH_IPV6, 0))
+    return out
 
 
 def _link(r: _Reader, start: I64, end: I64, lt: I64) -> tuple[I64, I64, U64, U16]:
@@ -285,31 +289,28 @@ def _link(r: _Reader, start: I64, end: I64, lt: I64) -> tuple[I64, I64, U64, U16
 
     eth = (lt == LINKTYPE_ETHERNET) & (start + 14 <= end)
     if eth.any():
-        e_et = r.be16(start + 12, eth)
+        e_et = r.be16(start + 12)
         pos = start + 14
-        hi = r.be16(start + 6, eth).astype(np.uint64)
-        lo = r.be32u(start + 8).astype(np.uint64)
-        mac = np.where(eth, (hi << np.uint64(32)) | lo, np.uint64(0)).astype(np.uint64)
+        mac = np.where(eth, r.mac(start + 6), np.uint64(0))
         for _ in range(3):  # 802.1Q, QinQ (802.1ad), and one more
             tagged = eth & _isin(e_et, _ETH_VLAN) & (pos + 4 <= end)
             if not tagged.any():
                 break
-            tci = r.be16(pos, tagged)
+            tci = r.be16(pos)
             first = tagged & (vlan == 0)
             vlan = np.where(first, tci & 0x0FFF, vlan).astype(np.uint16)
-            e_et = np.where(tagged, r.be16(pos + 2, tagged), e_et)
+            e_et = np.where(tagged, r.be16(pos + 2), e_et)
             pos = np.where(tagged, pos + 4, pos)
         # IEEE 802.3 length instead of an EtherType, then LLC/SNAP (AA AA 03, OUI 0)
         snap = eth & (e_et <= 1500) & (pos + 8 <= end)
         if snap.any():
-            snap &= (r.be32u(pos) == 0xAAAA0300) & (r.be16(pos + 4, snap) == 0)
-            e_et = np.where(snap, r.be16(pos + 6, snap), e_et)
+            snap &= (r.be32u(pos) == 0xAAAA0300) & (r.be16(pos + 4) == 0)
+            e_et = np.where(snap, r.be16(pos + 6), e_et)
             pos = np.where(snap, pos + 8, pos)
         pppoe = eth & (e_et == _ETH_PPPOE) & (pos + 8 <= end)
         if pppoe.any():
-            ppp = r.be16(pos + 6, pppoe)
-            e_et = np.where(pppoe, np.where(ppp == 0x21, _ETH_IPV4,
-                                            np.where(ppp == 0x57, _ETH_IPV6, 0)), e_et)
+            ppp = r.be16(pos + 6)
+            e_et = np.where(pppoe, _ip_ethertype(ppp, 0x21, 0x57), e_et)
             pos = np.where(pppoe, pos + 8, pos)
         mpls = eth & _isin(e_et, _ETH_MPLS)
         if mpls.any():
@@ -317,14 +318,13 @@ def _link(r: _Reader, start: I64, end: I64, lt: I64) -> tuple[I64, I64, U64, U16
             live = mpls.copy()
             for _ in range(8):
                 live &= pos + 4 <= end
-                bos = (r.u8(pos + 2, live) & 1) == 1
+                bos = (r.u8(pos + 2) & 1) == 1
                 pos = np.where(live, pos + 4, pos)
                 live &= ~bos
                 if not live.any():
                     break
-            nib = r.u8(pos, mpls & (pos < end)) >> 4
-            e_et = np.where(mpls, np.where(nib == 4, _ETH_IPV4, np.where(nib == 6, _ETH_IPV6, 0)),
-                            e_et)
+            nib = r.u8(pos) >> 4
+            e_et = np.where(mpls, _ip_ethertype(nib, 4, 6), e_et)
         l3 = np.where(eth, pos, l3)
         et = np.where(eth, e_et, et)
 
@@ -338,33 +338,32 @@ def _link(r: _Reader, start: I64, end: I64, lt: I64) -> tuple[I64, I64, U64, U16
     sll = (lt == LINKTYPE_LINUX_SLL) & (start + 16 <= end)
     if sll.any():
         l3 = np.where(sll, start + 16, l3)
-        et = np.where(sll, r.be16(start + 14, sll), et)
+        et = np.where(sll, r.be16(start + 14), et)
     sll2 = (lt == LINKTYPE_LINUX_SLL2) & (start + 20 <= end)
     if sll2.any():
         l3 = np.where(sll2, start + 20, l3)
-        et = np.where(sll2, r.be16(start, sll2), et)
+        et = np.where(sll2, r.be16(start), et)
 
     ppp = ((lt == LINKTYPE_PPP) | (lt == LINKTYPE_PPP_HDLC)) & (start + 4 <= end)
     if ppp.any():
         # optional address/control 0xff 0x03, then a 2-byte protocol (or 1 byte when compressed)
-        ac = (r.u8(start, ppp) == 0xFF) & (r.u8(start + 1, ppp) == 0x03)
+        ac = (r.u8(start) == 0xFF) & (r.u8(start + 1) == 0x03)
         pos = np.where(ac, start + 2, start)
-        one = (r.u8(pos, ppp) & 1) == 1
-        proto = np.where(one, r.u8(pos, ppp), r.be16(pos, ppp))
-        et = np.where(ppp, np.where(proto == 0x21, _ETH_IPV4,
-                                    np.where(proto == 0x57, _ETH_IPV6, 0)), et)
+        one = (r.u8(pos) & 1) == 1
+        proto = np.where(one, r.u8(pos), r.be16(pos))
+        et = np.where(ppp, _ip_ethertype(proto, 0x21, 0x57), et)
         l3 = np.where(ppp, pos + np.where(one, 1, 2), l3)
     chdlc = (lt == LINKTYPE_C_HDLC) & (start + 4 <= end)
     if chdlc.any():
         # Cisco HDLC: address, control, then an ethertype
-        et = np.where(chdlc, r.be16(start + 2, chdlc), et)
+        et = np.where(chdlc, r.be16(start + 2), et)
         l3 = np.where(chdlc, start + 4, l3)
 
     null = ((lt == LINKTYPE_NULL) | (lt == LINKTYPE_LOOP)) & (start + 4 <= end)
     if null.any():
         # the family is in the capturing host's byte order (NULL) or network order (LOOP)
-        fam_le = r.le32(start, null)
-        fam_be = r.be32(start, null)
+        fam_le = r.le32(start)
+        fam_be = r.be32(start)
         fam = np.where(fam_le < 256, fam_le, fam_be)
         v6 = _isin(fam, (10, 24, 28, 30))
         et = np.where(null, np.where(fam == 2, _ETH_IPV4, np.where(v6, _ETH_IPV6, 0)), et)
@@ -372,8 +371,8 @@ def _link(r: _Reader, start: I64, end: I64, lt: I64) -> tuple[I64, I64, U64, U16
 
     raw = _isin(lt, (LINKTYPE_RAW, *LINKTYPE_RAW_ALT, _LT_IP)) & (start < end)
     if raw.any():
-        nib = r.u8(start, raw) >> 4
-        et = np.where(raw, np.where(nib == 4, _ETH_IPV4, np.where(nib == 6, _ETH_IPV6, 0)), et)
+        nib = r.u8(start) >> 4
+        et = np.where(raw, _ip_ethertype(nib, 4, 6), et)
         l3 = np.where(raw, start, l3)
     v4 = lt == LINKTYPE_IPV4
     et = np.where(v4, _ETH_IPV4, et)
@@ -389,10 +388,10 @@ def _wifi(r: _Reader, start: I64, end: I64, lt: I64, m: B, l3: I64, et: I64,
     """802.11 data frames (optionally behind radiotap) carrying LLC/SNAP."""
     rt = m & (lt == LINKTYPE_IEEE802_11_RADIOTAP)
     # radiotap: version 0, pad, little-endian total length
-    rt_len = r.u8(start + 2, rt) | (r.u8(start + 3, rt) << 8)
+    rt_len = r.u8(start + 2) | (r.u8(start + 3) << 8)
     f = np.where(rt, start + rt_len, start)
-    fc0 = r.u8(f, m)
-    fc1 = r.u8(f + 1, m)
+    fc0 = r.u8(f)
+    fc1 = r.u8(f + 1)
     data = m & (((fc0 >> 2) & 3) == 2) & ((fc1 & 0x40) == 0)  # data, not protected
     data &= (fc0 & 0x40) == 0  # subtypes with bit 2 set carry no payload (Null, QoS Null)
     hdr = np.where((fc1 & 3) == 3, 30, 24)
@@ -400,20 +399,18 @@ def _wifi(r: _Reader, start: I64, end: I64, lt: I64, m: B, l3: I64, et: I64,
     hdr = hdr + np.where(qos, 2, 0) + np.where(qos & ((fc1 & 0x80) != 0), 4, 0)
     llc = f + hdr
     data &= llc + 8 <= end
-    data &= (r.be32u(llc) == 0xAAAA0300) & (r.be16(llc + 4, data) == 0)
+    data &= (r.be32u(llc) == 0xAAAA0300) & (r.be16(llc + 4) == 0)
     # source address: addr2 (transmitter) unless FromDS (addr3 holds the source then)
     src = np.where((fc1 & 3) == 2, f + 16, f + 10)
-    hi = r.be16(src, data).astype(np.uint64)
-    lo = r.be32u(src + 2).astype(np.uint64)
-    mac = np.where(data, (hi << np.uint64(32)) | lo, mac).astype(np.uint64)
-    et = np.where(data, r.be16(llc + 6, data), et)
+    mac = np.where(data, r.mac(src), mac)
+    et = np.where(data, r.be16(llc + 6), et)
     l3 = np.where(data, llc + 8, l3)
     return l3, et, mac
 
 
 def _nflog(r: _Reader, start: I64, end: I64, m: B, l3: I64, et: I64) -> tuple[I64, I64]:
     """Linux NFLOG: 4-byte header (family), then TLVs; the packet is TLV type 9."""
-    fam = r.u8(start, m)
+    fam = r.u8(start)
     pos = start + 4
     live = m.copy()
     found = np.zeros_like(m)
@@ -422,14 +419,14 @@ def _nflog(r: _Reader, start: I64, end: I64, m: B, l3: I64, et: I64) -> tuple[I6
         if not live.any():
             break
         # TLV length and type are in the capturing host's byte order (little-endian hosts)
-        tlv_len = r.u8(pos, live) | (r.u8(pos + 1, live) << 8)
-        tlv_type = r.u8(pos + 2, live) | (r.u8(pos + 3, live) << 8)
+        tlv_len = r.u8(pos) | (r.u8(pos + 1) << 8)
+        tlv_type = r.u8(pos + 2) | (r.u8(pos + 3) << 8)
         live &= tlv_len >= 4
         hit = live & (tlv_type == 9)
         found |= hit
         l3 = np.where(hit, pos + 4, l3)
         pos = np.where(live & ~hit, pos + ((tlv_len + 3) & ~3), pos)
-    et = np.where(found, np.where(fam == 2, _ETH_IPV4, np.where(fam == 10, _ETH_IPV6, 0)), et)
+    et = np.where(found, _ip_ethertype(fam, 2, 10), et)
     return l3, et
 
 
@@ -447,15 +444,15 @@ def _network(r: _Reader, l3: I64, et: I64, end: I64, n: int) -> Columns:
 
     v4 = (et == _ETH_IPV4) & (l3 >= 0) & (l3 + 20 <= end)
     if v4.any():
-        b0 = r.u8(l3, v4)
+        b0 = r.u8(l3)
         ihl = (b0 & 0x0F) * 4
         v4 &= ((b0 >> 4) == 4) & (ihl >= 20)
-        tot = r.be16(l3 + 2, v4)
-        fo = r.be16(l3 + 6, v4)
+        tot = r.be16(l3 + 2)
+        fo = r.be16(l3 + 6)
         v4 &= (tot >= ihl) | (tot == 0)  # 0: captured before segmentation offload (TSO)
         ok |= v4
         ipver = np.where(v4, 4, ipver).astype(np.uint8)
-        proto = np.where(v4, r.u8(l3 + 9, v4), proto)
+        proto = np.where(v4, r.u8(l3 + 9), proto)
         src_lo = np.where(v4, r.be32u(l3 + 12).astype(np.uint64) | _V4_MAPPED, src_lo)
         dst_lo = np.where(v4, r.be32u(l3 + 16).astype(np.uint64) | _V4_MAPPED, dst_lo)
         ip_bytes = np.where(v4, tot, ip_bytes)
@@ -469,17 +466,17 @@ def _network(r: _Reader, l3: I64, et: I64, end: I64, n: int) -> Columns:
 
     v6 = (et == _ETH_IPV6) & (l3 >= 0) & (l3 + 40 <= end)
     if v6.any():
-        v6 &= (r.u8(l3, v6) >> 4) == 6
+        v6 &= (r.u8(l3) >> 4) == 6
         ok |= v6
         ipver = np.where(v6, 6, ipver).astype(np.uint8)
-        plen = r.be16(l3 + 4, v6)
-        nh = r.u8(l3 + 6, v6)
+        plen = r.be16(l3 + 4)
+        nh = r.u8(l3 + 6)
         i6 = np.flatnonzero(v6)  # addresses: gather for the IPv6 subset only
         b6 = l3[i6]
-        src_hi[i6] = r.be64(b6 + 8, rows=i6)
-        src_lo[i6] = r.be64(b6 + 16, rows=i6)
-        dst_hi[i6] = r.be64(b6 + 24, rows=i6)
-        dst_lo[i6] = r.be64(b6 + 32, rows=i6)
+        src_hi[i6] = r.be64(b6 + 8, i6)
+        src_lo[i6] = r.be64(b6 + 16, i6)
+        dst_hi[i6] = r.be64(b6 + 24, i6)
+        dst_lo[i6] = r.be64(b6 + 32, i6)
         ip_bytes = np.where(v6, np.where(plen == 0, end - l3, plen + 40), ip_bytes)
         ip_end = np.where(v6, np.where(plen == 0, end, l3 + 40 + plen), ip_end)
         pos = l3 + 40
@@ -491,12 +488,12 @@ def _network(r: _Reader, l3: I64, et: I64, end: I64, n: int) -> Columns:
                 break
             is_frag = ext & (nh == 44)
             is_ah = ext & (nh == 51)
-            hl = r.u8(pos + 1, ext)
+            hl = r.u8(pos + 1)
             length = np.where(is_frag, 8, np.where(is_ah, (hl + 2) * 4, (hl + 1) * 8))
-            fo6 = r.be16(pos + 2, is_frag)
+            fo6 = r.be16(pos + 2)
             nonfirst6 |= is_frag & ((fo6 & 0xFFF8) != 0)
             first |= is_frag & ((fo6 & 0xFFF8) == 0) & ((fo6 & 1) == 1)
-            nh = np.where(ext, r.u8(pos, ext), nh)
+            nh = np.where(ext, r.u8(pos), nh)
             pos = np.where(ext, pos + length, pos)
             live = ext
         proto = np.where(v6, nh, proto)
@@ -520,8 +517,9 @@ def _network(r: _Reader, l3: I64, et: I64, end: I64, n: int) -> Columns:
         dport = np.where(tu, ports & 0xFFFF, dport)
     if tcp.any():
         seq = np.where(tcp, r.be32u(l4 + 4), seq)
-        doff = (r.u8(l4 + 12, tcp) >> 4) * 4
-        flags = np.where(tcp, r.u8(l4 + 13, tcp), flags)
+        off_flags = r.be16(l4 + 12)  # data offset (high 4 bits) and flags in one read
+        doff = (off_flags >> 12) * 4
+        flags = np.where(tcp, off_flags & 0xFF, flags)
         tp = tcp & (doff >= 20)
         pay_off = np.where(tp, l4 + doff, pay_off)
         pay_len = np.where(tp, np.maximum(ip_end - (l4 + doff), 0), pay_len)
@@ -537,10 +535,10 @@ def _network(r: _Reader, l3: I64, et: I64, end: I64, n: int) -> Columns:
         ok=ok,
         ip_version=ipver,
         proto=proto.astype(np.uint8),
-        src_hi=src_hi.astype(np.uint64),
-        src_lo=src_lo.astype(np.uint64),
-        dst_hi=dst_hi.astype(np.uint64),
-        dst_lo=dst_lo.astype(np.uint64),
+        src_hi=src_hi,
+        src_lo=src_lo,
+        dst_hi=dst_hi,
+        dst_lo=dst_lo,
         sport=sport.astype(np.uint16),
         dport=dport.astype(np.uint16),
         tcp_flags=flags.astype(np.uint8),
@@ -565,10 +563,11 @@ def _tunnel(r: _Reader, c: Columns, end: I64) -> tuple[I64, I64]:
     ilt = np.zeros(n, dtype=np.int64)
     p = c.pay_off
     plen = c.pay_len
-    proto = c.proto.astype(np.int64)
-    sport = c.sport.astype(np.int64)
-    dport = c.dport.astype(np.int64)
-    ok = c.ok & ~c.fragment
+    proto = c.proto
+    sport = c.sport
+    dport = c.dport
+    # a fragmented outer datagram is decapsulated once reassembled (sensor/defrag.py)
+    ok = c.ok & ~c.fragment & ~c.frag_first
 
     ipip = ok & _isin(proto, (4, 41)) & (plen >= 20)
     inner = np.where(ipip, p, inner)
@@ -577,8 +576,8 @@ def _tunnel(r: _Reader, c: Columns, end: I64) -> tuple[I64, I64]:
     # GRE, also carried in UDP (RFC 8086, port 4754)
     gre = ok & ((proto == 47) | ((proto == PROTO_UDP) & (dport == 4754))) & (plen >= 4)
     if gre.any():
-        fl = r.be16(p, gre)
-        ptype = r.be16(p + 2, gre)
+        fl = r.be16(p)
+        ptype = r.be16(p + 2)
         ver = fl & 7
         hl = 4 + np.where(fl & 0x8000, 4, 0) + np.where(fl & 0x2000, 4, 0) \
             + np.where(fl & 0x1000, 4, 0)
@@ -592,14 +591,14 @@ def _tunnel(r: _Reader, c: Columns, end: I64) -> tuple[I64, I64]:
         ppp = gre & (ptype == 0x880B) & (ver == 1)
         # PPP in PPTP: optional address/control ff03, then protocol (1 or 2 bytes)
         if ppp.any():
-            b0 = r.u8(pos, ppp)
+            b0 = r.u8(pos)
             pos = np.where(ppp & (b0 == 0xFF), pos + 2, pos)
-            pb = r.u8(pos, ppp)
+            pb = r.u8(pos)
             pw = np.where(pb & 1, 1, 2)
-            pproto = np.where(pw == 1, pb, r.be16(pos, ppp))
+            pproto = np.where(pw == 1, pb, r.be16(pos))
             ppp &= _isin(pproto, (0x21, 0x57))
             pos = np.where(ppp, pos + pw, pos)
-        e3flags = r.u8(pos + 11, erspan3)
+        e3flags = r.u8(pos + 11)
         e3len = 12 + np.where(e3flags & 1, 8, 0)
         sel_ip = is_ip | ppp
         inner = np.where(sel_ip, pos, inner)
@@ -614,43 +613,43 @@ def _tunnel(r: _Reader, c: Columns, end: I64) -> tuple[I64, I64]:
     udp = ok & (proto == PROTO_UDP)
     vx = udp & ((dport == 4789) | (dport == 8472)) & (plen >= 16)
     if vx.any():
-        vx &= (r.u8(p, vx) & 0x08) != 0  # VNI-present flag
+        vx &= (r.u8(p) & 0x08) != 0  # VNI-present flag
         inner = np.where(vx, p + 8, inner)
         ilt = np.where(vx, LINKTYPE_ETHERNET, ilt)
     gpe = udp & (dport == 4790) & (plen >= 16)
     if gpe.any():
         # VXLAN-GPE: next protocol 1 IPv4, 2 IPv6, 3 Ethernet
-        nxt = r.u8(p + 3, gpe)
+        nxt = r.u8(p + 3)
         gpe_ip = gpe & ((nxt == 1) | (nxt == 2))
         gpe_eth = gpe & (nxt == 3)
         inner = np.where(gpe_ip | gpe_eth, p + 8, inner)
         ilt = np.where(gpe_eth, LINKTYPE_ETHERNET, np.where(gpe_ip, _LT_IP, ilt))
     gen = udp & (dport == 6081) & (plen >= 8)
     if gen.any():
-        optlen = (r.u8(p, gen) & 0x3F) * 4
-        gtype = r.be16(p + 2, gen)
+        optlen = (r.u8(p) & 0x3F) * 4
+        gtype = r.be16(p + 2)
         gen_eth = gen & (gtype == _ETH_TEB)
         gen_ip = gen & _isin(gtype, (_ETH_IPV4, _ETH_IPV6))
         inner = np.where(gen_eth | gen_ip, p + 8 + optlen, inner)
         ilt = np.where(gen_eth, LINKTYPE_ETHERNET, np.where(gen_ip, _LT_IP, ilt))
     gtp = udp & ((dport == 2152) | (sport == 2152)) & (plen >= 8)
     if gtp.any():
-        f = r.u8(p, gtp)
-        gtp &= ((f >> 5) == 1) & (r.u8(p + 1, gtp) == 0xFF)  # GTPv1, G-PDU
+        f = r.u8(p)
+        gtp &= ((f >> 5) == 1) & (r.u8(p + 1) == 0xFF)  # GTPv1, G-PDU
         opt = (f & 0x07) != 0
         pos = p + 8 + np.where(opt, 4, 0)
         # extension headers: length in 4-byte units, next type in the last byte
-        nxt = np.where(gtp & ((f & 0x04) != 0), r.u8(p + 11, gtp & opt), 0)
+        nxt = np.where(gtp & ((f & 0x04) != 0), r.u8(p + 11), 0)
         live = gtp & (nxt != 0)
         for _ in range(4):
             if not live.any():
                 break
-            elen = r.u8(pos, live) * 4
+            elen = r.u8(pos) * 4
             live &= elen > 0
-            nnext = r.u8(pos + elen - 1, live)
+            nnext = r.u8(pos + elen - 1)
             pos = np.where(live, pos + elen, pos)
             live &= nnext != 0
-        nib = r.u8(pos, gtp & (pos < end)) >> 4
+        nib = r.u8(pos) >> 4
         gtp &= (nib == 4) | (nib == 6)
         inner = np.where(gtp, pos, inner)
         ilt = np.where(gtp, _LT_IP, ilt)
@@ -658,23 +657,23 @@ def _tunnel(r: _Reader, c: Columns, end: I64) -> tuple[I64, I64]:
     if ter.any():
         pos = p.copy()
         for _ in range(2):
-            ind = r.be16(pos, ter)
+            ind = r.be16(pos)
             auth = ter & (ind == 1)
-            idlen = r.u8(pos + 2, auth)
-            aulen = r.u8(pos + 3, auth)
+            idlen = r.u8(pos + 2)
+            aulen = r.u8(pos + 3)
             pos = np.where(auth, pos + 4 + idlen + aulen + 9, pos)
             orig = ter & (ind == 0)
             pos = np.where(orig, pos + 8, pos)
-        ter &= (r.u8(pos, ter & (pos < end)) >> 4) == 6
+        ter &= (r.u8(pos) >> 4) == 6
         inner = np.where(ter, pos, inner)
         ilt = np.where(ter, _LT_IP, ilt)
     ay = udp & ((dport == 5072) | (sport == 5072)) & (plen >= 12)
     if ay.any():
         # RFC draft-massar-v6ops-ayiya: idlen/idtype, siglen/hash, auth/opcode, next header,
         # 4-byte epoch, then 2**idlen identity bytes and siglen*4 signature bytes
-        b0 = r.u8(p, ay)
-        b1 = r.u8(p + 1, ay)
-        nh = r.u8(p + 3, ay)
+        b0 = r.u8(p)
+        b1 = r.u8(p + 1)
+        nh = r.u8(p + 3)
         hl = 8 + np.left_shift(1, b0 >> 4) + (b1 >> 4) * 4
         ay &= _isin(nh, (4, 41))
         inner = np.where(ay, p + hl, inner)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -251,7 +252,7 @@ def _unprotect(
     if sample_off + 16 > end:
         raise DecodeError("Initial too short for a header-protection sample")
     sample = data[sample_off : sample_off + 16]
-    for spec, cid in [(spec, cid) for spec in specs for cid in cids]:
+    for spec, cid in itertools.product(specs, cids):
         keys = _keys_for(spec, cid)
         mask = keys.hp.update(sample)
         first = data[start] ^ (mask[0] & 0x0F)

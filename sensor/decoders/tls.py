@@ -54,10 +54,8 @@ _DECODED = frozenset(
     }
 )
 
-_U16 = struct.Struct(">H")
-_U16x2 = struct.Struct(">HH")
-_unpack_u16 = _U16.unpack_from
-_unpack_u16x2 = _U16x2.unpack_from
+_unpack_u16 = struct.Struct(">H").unpack_from
+_unpack_u16x2 = struct.Struct(">HH").unpack_from
 # Compiled ">{count}H" unpackers for the list lengths seen (bounded by the cap).
 _U16_VECS: dict[int, Callable[[bytes, int], tuple[int, ...]]] = {}
 _U16_VECS_MAX_COUNT = 512
@@ -327,7 +325,7 @@ def client_hello_from_stream(data: bytes) -> TlsClientHello:
             _check_record_header(data, p)
             break
         _check_record_header(data, p)
-        (rec_len,) = _U16.unpack_from(data, p + 3)
+        (rec_len,) = _unpack_u16(data, p + 3)
         p += 5
         hs += data[p : min(n, p + rec_len)]  # a cut-off record still contributes
         p += rec_len
@@ -361,7 +359,7 @@ def _check_record_header(data: bytes, p: int) -> None:
     if p + 2 < n and data[p + 2] > 4:
         raise DecodeError("record version minor > 4")
     if p + 4 < n:
-        (rec_len,) = _U16.unpack_from(data, p + 3)
+        (rec_len,) = _unpack_u16(data, p + 3)
         if rec_len == 0 or rec_len > _MAX_RECORD_LEN:
             raise DecodeError(f"record length {rec_len} invalid")
 

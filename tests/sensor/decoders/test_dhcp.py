@@ -30,7 +30,7 @@ from sensor.decoders.dhcp import (
     text,
 )
 from sensor.errors import DecodeError
-from tests.sensor.identity.pcapwalk import CORPUS, walk
+from tests.sensor.identity.pcapwalk import corpus_file, walk
 
 MAC = bytes.fromhex("0011321749f0")
 
@@ -235,16 +235,10 @@ def test_fuzz_dhcpv6_options(options: bytes) -> None:
 # -- corpus ------------------------------------------------------------------------------
 
 
-def _corpus(rel: str) -> Path:
-    p = CORPUS / rel
-    if not p.is_file():
-        pytest.skip(f"corpus file {rel} not present")
-    return p
-
 
 def decoded(rel: str) -> list[tuple[int, DhcpMessage]]:
     """(frame number, message) of every DHCPv4 datagram of a capture."""
-    udp, _ = walk(_corpus(rel))
+    udp, _ = walk(corpus_file(rel))
     out = []
     for d in udp:
         if {d.sport, d.dport} & {67, 68}:
@@ -314,7 +308,7 @@ ZEEK_DHCP = {
 @pytest.mark.corpus
 @pytest.mark.parametrize("baseline", sorted(ZEEK_DHCP))
 def test_equals_zeek_dhcp_log(baseline: str) -> None:
-    rows = read_zeek(_corpus(f"zeek/Baseline/{baseline}"))
+    rows = read_zeek(corpus_file(f"zeek/Baseline/{baseline}"))
     zeek = {(r["mac"], r["host_name"], r["requested_addr"], r["assigned_addr"], r["lease_time"])
             for r in rows}
     assert zeek
@@ -326,7 +320,7 @@ def test_zeek_dhcp_client_fqdn_and_macs() -> None:
     """Every MAC Zeek logs in the flood/tracking tests is one we decode (and only those)."""
     for baseline in ("scripts.base.protocols.dhcp.dhcp-max-tracked-transactions/dhcp.log",
                      "scripts.base.protocols.dhcp.dhcp-prevent-large-msgtypes/dhcp.log"):
-        zeek_macs = {r["mac"] for r in read_zeek(_corpus(f"zeek/Baseline/{baseline}"))}
+        zeek_macs = {r["mac"] for r in read_zeek(corpus_file(f"zeek/Baseline/{baseline}"))}
         ours = {m.client_mac for _n, m in decoded(ZEEK_DHCP[baseline])}
         assert ours == zeek_macs
 
@@ -369,7 +363,7 @@ _NOT_OURS = {"event_type", "pcap_cnt", "proto", "src_ip", "src_port", "dest_ip",
 @pytest.mark.corpus
 @pytest.mark.parametrize("test", SURICATA_DHCP)
 def test_suricata_dhcp_events(test: str) -> None:
-    spec = yaml.safe_load(_corpus(f"suricata-verify/tests/{test}/test.yaml").read_text())
+    spec = yaml.safe_load(corpus_file(f"suricata-verify/tests/{test}/test.yaml").read_text())
     msgs = dict(decoded(f"suricata-verify/tests/{test}/input.pcap"))
     checked = 0
     for check in spec["checks"]:
@@ -393,7 +387,7 @@ def test_suricata_nul_hostname_case() -> None:
 
 @pytest.mark.corpus
 def test_arkime_wireshark_dhcp() -> None:
-    doc = json.loads(_corpus("arkime/expected/wireshark-dhcp.test").read_text())
+    doc = json.loads(corpus_file("arkime/expected/wireshark-dhcp.test").read_text())
     want = next(s["body"]["dhcp"] for s in doc["sessions3"] if "dhcp" in s["body"])
     msgs = [m for _n, m in decoded("arkime/pcap/wireshark-dhcp.pcap")]
     assert sorted({m.client_mac or "" for m in msgs}) == want["mac"]
@@ -404,14 +398,14 @@ def test_arkime_wireshark_dhcp() -> None:
 
 @pytest.mark.corpus
 def test_arkime_wireshark_dhcpv6() -> None:
-    doc = json.loads(_corpus("arkime/expected/wireshark-dhcpv6.test").read_text())
+    doc = json.loads(corpus_file("arkime/expected/wireshark-dhcpv6.test").read_text())
     want_ids, want_types = set(), set()
     for s in doc["sessions3"]:
         d = s["body"].get("dhcp")
         if d:
             want_ids |= set(d["id"])
             want_types |= set(d["type"])
-    udp, _ = walk(_corpus("arkime/pcap/wireshark-dhcpv6.pcap"))
+    udp, _ = walk(corpus_file("arkime/pcap/wireshark-dhcpv6.pcap"))
     msgs = [parse_dhcpv6(d.payload) for d in udp if {d.sport, d.dport} & {546, 547}]
     assert {f"{m.transaction_id:x}" for m in msgs} == want_ids
     assert {m.msg_type_name for m in msgs} == want_types
@@ -430,7 +424,7 @@ TSHARK_DHCP = ["arkime/pcap/arkime_synthetic.pcap", "arkime/pcap/wireshark-dhcp.
 @pytest.mark.corpus
 @pytest.mark.parametrize("rel", TSHARK_DHCP)
 def test_per_packet_equals_tshark(rel: str) -> None:
-    tsv = _corpus(f"_generated/tshark-4.0.17/{rel}.tsv")
+    tsv = corpus_file(f"_generated/tshark-4.0.17/{rel}.tsv")
     ours = dict(decoded(rel))
     compared = 0
     with tsv.open(newline="", encoding="utf-8", errors="surrogateescape") as f:

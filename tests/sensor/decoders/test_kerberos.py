@@ -29,7 +29,7 @@ from sensor.decoders.kerberos import (
     parse_kerberos_tcp,
 )
 from sensor.errors import DecodeError, NeedMoreData
-from tests.sensor.identity.pcapwalk import CORPUS, walk
+from tests.sensor.identity.pcapwalk import CORPUS, corpus_file, walk
 
 # -- a tiny DER encoder for crafting messages ----------------------------------------
 
@@ -274,16 +274,10 @@ def test_fuzz_mutated_messages(base: bytes, flips: list[tuple[int, int]], cut: i
 # -- corpus -------------------------------------------------------------------------------
 
 
-def _corpus(rel: str) -> Path:
-    p = CORPUS / rel
-    if not p.is_file():
-        pytest.skip(f"corpus file {rel} not present")
-    return p
-
 
 def messages(rel: str) -> Iterator[tuple[str, str, KerberosMessage]]:
     """(client ip, server ip, message) for every Kerberos message on port 88, in time order."""
-    udp, streams = walk(_corpus(rel))
+    udp, streams = walk(corpus_file(rel))
     items: list[tuple[int, str, str, KerberosMessage]] = []
     for d in udp:
         if 88 in (d.sport, d.dport):
@@ -361,7 +355,7 @@ KNOWN_GAPS: dict[str, set[tuple[str, str, str]]] = {}
 @pytest.mark.corpus
 @pytest.mark.parametrize("baseline", sorted(ZEEK_KRB))
 def test_clients_equal_zeek_kerberos_log(baseline: str) -> None:
-    log = _corpus(f"zeek/Baseline/{baseline}")
+    log = corpus_file(f"zeek/Baseline/{baseline}")
     zeek = {(r["id.orig_h"], r["request_type"], r["client"]) for r in read_zeek(log)
             if r["id.resp_p"] == "88" and r["client"] != "-"}
     ours = zeek_style_clients(ZEEK_KRB[baseline])
@@ -373,7 +367,7 @@ def test_clients_equal_zeek_kerberos_log(baseline: str) -> None:
 @pytest.mark.corpus
 def test_kinit_principals_match_zeek() -> None:
     """kinit.pcap: 50+ exchanges; the distinct principals equal Zeek's."""
-    zeek = {r["client"] for r in read_zeek(_corpus(
+    zeek = {r["client"] for r in read_zeek(corpus_file(
         "zeek/Baseline/scripts.base.protocols.krb.kinit/kerberos.log"))}
     ours = {c for _ip, _t, c in zeek_style_clients("zeek/Traces/krb/kinit.pcap")}
     assert ours == zeek
@@ -400,7 +394,7 @@ def suricata_view(m: KerberosMessage) -> dict[str, object]:
 @pytest.mark.corpus
 @pytest.mark.parametrize("test", SURICATA_KRB)
 def test_suricata_krb5_events(test: str) -> None:
-    spec = yaml.safe_load(_corpus(f"suricata-verify/tests/{test}/test.yaml").read_text())
+    spec = yaml.safe_load(corpus_file(f"suricata-verify/tests/{test}/test.yaml").read_text())
     pcap = next(p for p in (CORPUS / "suricata-verify" / "tests" / test).glob("*.pcap"))
     views = [suricata_view(m) for _c, _s, m in messages(str(pcap.relative_to(CORPUS)))]
     checked = 0
@@ -419,7 +413,7 @@ def test_suricata_krb5_events(test: str) -> None:
 @pytest.mark.corpus
 @pytest.mark.parametrize("name", ["krb5-tcp", "krb5-udp"])
 def test_arkime_krb5_fields(name: str) -> None:
-    doc = json.loads(_corpus(f"arkime/expected/{name}.test").read_text())
+    doc = json.loads(corpus_file(f"arkime/expected/{name}.test").read_text())
     want = next(s["body"]["krb5"] for s in doc["sessions3"] if "krb5" in s["body"])
     msgs = [m for _c, _s, m in messages(f"arkime/pcap/{name}.pcap")]
     assert sorted({m.principal for m in msgs if m.principal}) == want["cname"]
