@@ -38,7 +38,15 @@ def _alpn_names(alpn: tuple[bytes, ...]) -> tuple[str, ...]:
 
 
 # many observations share a flow (DNS, keep-alive HTTP): hash each flow once
-_community_id = functools.lru_cache(maxsize=100_000)(community_id)
+@functools.lru_cache(maxsize=100_000)
+def _community_id(src_ip: str, src_port: int, dst_ip: str, dst_port: int,
+                  proto: int) -> str | None:
+    """None when the record has no usable addresses: a zeek-cut subset of a log without
+    the id.* columns, or a log line with a malformed address."""
+    try:
+        return community_id(src_ip, src_port, dst_ip, dst_port, proto)
+    except OSError:
+        return None
 
 
 def observation_dict(o: Observation) -> dict[str, Any]:

@@ -577,6 +577,8 @@ def _peek_log(path: Path) -> tuple[str, bool]:
                 return log_name(path), True
             return (str(obj.get("_path") or log_name(path)) if isinstance(obj, dict)
                     else log_name(path)), True
+        if is_cut_header(ln.split("\t")):  # zeek-cut output: a header of names, no "#"
+            return log_name(path), False
     return log_name(path), not any(ln.startswith("#") for ln in lines)
 
 
