@@ -275,7 +275,8 @@ class PcapngParser:
                 self.ifaces.append(parse_idb(body, self.order))
         recs, k, why = self._gather(buf, words, start, w[:cut], lens[:cut], types[:cut],
                                     sec_start[:cut], nbefore + idb_cum[:cut])
-        return (recs, k, why) if bad_version is None else (recs, cut, bad_version)
+        # damage among the gathered blocks comes first; else the unsupported section
+        return (recs, k, why) if bad_version is None or k < cut else (recs, cut, bad_version)
 
     def _gather(
         self,

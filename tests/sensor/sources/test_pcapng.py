@@ -153,6 +153,17 @@ def test_sections_with_byte_order_switch_reset_interfaces(tmp_path: Path) -> Non
     assert damage.byte_offset == len(bad) - len(epb(1, 2, b"b"))
 
 
+def test_damage_before_an_unsupported_section_is_reported_where_it_is(tmp_path: Path) -> None:
+    # a packet block naming an undefined interface, then a section of pcapng version 2,
+    # in one read window: the first damage is the packet block, not the later section
+    v2 = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 2, 0, -1))
+    data = shb() + idb(1) + epb(0, 1, b"a") + epb(5, 2, b"b") + epb(0, 3, b"c") + v2
+    rows, damage = read(write(tmp_path, data))
+    assert [r[4] for r in rows] == [b"a"]
+    assert damage is not None and "undefined interface 5" in damage.reason
+    assert damage.byte_offset == len(shb() + idb(1) + epb(0, 1, b"a"))
+
+
 @pytest.mark.parametrize(
     ("tail", "reason"),
     [
