@@ -42,12 +42,19 @@ def load_settings(path: Path | None, **overrides: Any) -> Settings:
             if k not in known:
                 raise InputError(f"{path}: unknown setting sensor.{k}")
             if k == "timeouts":
+                if not isinstance(v, dict):
+                    raise InputError(f"{path}: sensor.timeouts must be a table")
                 try:
-                    v = FlowTimeouts(**v)
+                    v = FlowTimeouts(**{n: _positive(path, f"timeouts.{n}", x, float)
+                                        for n, x in v.items()})
                 except TypeError as e:
                     raise InputError(f"{path}: sensor.timeouts: {e}") from e
             elif k == "signature_dirs":
+                if not isinstance(v, list) or not all(isinstance(p, str) for p in v):
+                    raise InputError(f"{path}: sensor.signature_dirs must be a list of paths")
                 v = tuple(Path(p) for p in v)
+            else:
+                v = _positive(path, k, v, type(getattr(base, k)))
             values[k] = v
     values.update({k: v for k, v in overrides.items() if v is not None})
     return replace(base, **values)
@@ -63,6 +70,16 @@ def load_tables(path: Path | None) -> dict[str, Any]:
         if k not in known:
             raise InputError(f"{path}: unknown table [{k}] (known: {', '.join(sorted(known))})")
     return data
+
+
+def _positive(path: Path, name: str, v: Any, kind: type) -> Any:
+    """A count (int) or a duration/limit (float): a number above zero, else InputError."""
+    ok = (isinstance(v, int) if kind is int else isinstance(v, int | float)) \
+        and not isinstance(v, bool) and v > 0
+    if not ok:
+        what = "a whole number" if kind is int else "a number"
+        raise InputError(f"{path}: sensor.{name} must be {what} above 0, not {v!r}")
+    return kind(v)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

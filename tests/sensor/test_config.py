@@ -55,3 +55,32 @@ def test_unknown_table_and_key_are_one_line_errors(tmp_path):
     p.write_text("[sensor\n")
     with pytest.raises(InputError, match="cannot read config"):
         load_tables(p)
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('max_flows = "many"', r"sensor\.max_flows must be a whole number above 0, not 'many'"),
+    ("batch_packets = 0", r"sensor\.batch_packets must be a whole number above 0"),
+    ("max_flows = 1.5", r"sensor\.max_flows must be a whole number"),
+    ("dns_max_age_s = true", r"sensor\.dns_max_age_s must be a number above 0"),
+    ('signature_dirs = "sigs"', r"sensor\.signature_dirs must be a list of paths"),
+    ("signature_dirs = [1]", r"sensor\.signature_dirs must be a list of paths"),
+    ("timeouts = 5", r"sensor\.timeouts must be a table"),
+    ("timeouts = {tcp_idle_s = -1}", r"sensor\.timeouts\.tcp_idle_s must be a number above 0"),
+    ("timeouts = {tcp_idel_s = 1}", r"sensor\.timeouts: .*tcp_idel_s"),
+])
+def test_bad_sensor_values_are_one_line_errors(tmp_path: Path, body: str, message: str) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text(f"[sensor]\n{body}\n")
+    with pytest.raises(InputError, match=message):
+        load_settings(p)
+
+
+def test_sensor_values_keep_their_types(tmp_path: Path) -> None:
+    p = tmp_path / "ok.toml"
+    p.write_text("[sensor]\nmax_flows = 1000\ndns_max_age_s = 60\n"
+                 "timeouts = {tcp_idle_s = 10, active_s = 600.5}\nsignature_dirs = ['sigs']\n")
+    s = load_settings(p)
+    assert (s.max_flows, s.dns_max_age_s, s.signature_dirs) == (1000, 60.0, (Path("sigs"),))
+    assert isinstance(s.dns_max_age_s, float)
+    assert (s.timeouts.tcp_idle_s, s.timeouts.active_s, s.timeouts.udp_idle_s) == (10.0, 600.5,
+                                                                                   60.0)
